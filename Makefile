@@ -1,0 +1,36 @@
+# The two commands of a fresh machine: `make demo` and `make test`. Each creates .venv and installs itself.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+CONSTRAINTS := constraints/airflow-3.3.2-py3.11.txt
+
+.PHONY: demo test lint format install clean
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the summarization example DAG through Airflow (emulator, or the real API when AIMLAPI_API_KEY is set).
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Lint, type-check and run the whole test suite.
+test: lint
+	$(BIN)/python -m pytest
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .airflow-demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,69 @@
+"""Provider metadata read by Airflow's providers manager (entry point ``apache_airflow_provider``).
+
+Airflow 3.3 builds the connection form from this dictionary alone, without importing the hook, so the form
+(labels, hidden fields, extra fields with their defaults) is declared here. Keep this module free of imports:
+every ``airflow providers`` command loads it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_aiml import __version__
+
+_INTEGRATION = "AI/ML API"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider's metadata for Airflow's providers manager."""
+    return {
+        "package-name": "airflow-provider-aiml",
+        "name": _INTEGRATION,
+        "description": "Chat completions with reasoning and vision models through the AI/ML API (aimlapi.com).",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": _INTEGRATION,
+                "external-doc-url": "https://docs.aimlapi.com/",
+                "tags": ["ai"],
+            }
+        ],
+        "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aiml.hooks.aiml"]}],
+        "operators": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aiml.operators.chat"]}],
+        "connection-types": [
+            {
+                "connection-type": "aimlapi",
+                "hook-name": _INTEGRATION,
+                "hook-class-name": "airflow_provider_aiml.hooks.aiml.AimlApiHook",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"password": "API Key", "host": "Base URL"},
+                    "placeholders": {
+                        "host": "https://api.aimlapi.com/v1",
+                        "password": "Your AI/ML API key",
+                        "description": "e.g. AI/ML API, production key of the data team",
+                    },
+                },
+                "conn-fields": {
+                    "model": {
+                        "label": "Default model",
+                        "description": "Model used when a task does not name one.",
+                        "schema": {"type": ["string", "null"], "default": "alibaba/qwen3-vl-32b-thinking"},
+                    },
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "Seconds to wait for one answer. Thinking models can take minutes.",
+                        "schema": {"type": ["number", "null"], "default": 300, "minimum": 1},
+                    },
+                    "max_retries": {
+                        "label": "Max retries",
+                        "description": (
+                            "Retries of rate limits (429), server errors (5xx), timeouts and broken "
+                            "connections. A retried call that had already reached the model can be billed twice."
+                        ),
+                        "schema": {"type": ["integer", "null"], "default": 2, "minimum": 0, "maximum": 10},
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,487 @@
+"""The AI/ML API hook: connection, HTTP clients (sync and async) and the chat-completions calls.
+
+Request building lives in :mod:`.building`, response parsing in :mod:`.parsing` and the retry decision in
+:mod:`.retry`; this module only moves bytes and applies them the same way for the sync, async and streaming
+paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from airflow.sdk import BaseHook
+
+from airflow_provider_aiml.exceptions import (
+    AimlApiError,
+    AimlConfigurationError,
+    AimlResponseError,
+    AimlTimeoutError,
+    AimlTransportError,
+)
+from airflow_provider_aiml.hooks.building import USER_AGENT, build_chat_body, new_client_request_id
+from airflow_provider_aiml.hooks.parsing import CallInfo, StreamAccumulator, parse_completion, parse_error
+from airflow_provider_aiml.hooks.retry import RetryPolicy
+from airflow_provider_aiml.hooks.settings import ConnectionSettings
+from airflow_provider_aiml.models import ChatCompletionResult, StreamDelta
+
+CHAT_COMPLETIONS_PATH = "/chat/completions"
+CONNECT_TIMEOUT = 10.0
+TEST_CONNECTION_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class _PreparedCall:
+    """A validated call, ready to send (and to resend on a retry)."""
+
+    model: str
+    body: dict[str, Any]
+    client_request_id: str
+
+    def info(self, response: httpx.Response | None = None, started: float | None = None) -> CallInfo:
+        latency = time.monotonic() - started if started is not None else 0.0
+        headers = response.headers if response is not None else None
+        return CallInfo(self.model, self.client_request_id, headers, latency)
+
+
+class AimlApiHook(BaseHook):
+    """Talks to the AI/ML API chat-completions endpoint.
+
+    :param aiml_conn_id: Airflow connection of type ``aimlapi``: password = API key, host = base URL (empty
+        means ``https://api.aimlapi.com/v1``), extras ``model``, ``timeout`` (seconds), ``max_retries``.
+    :param retry_policy: override the retry behaviour (the connection's ``max_retries`` is used otherwise).
+    :param log_calls: log one summary line per call (batch work may turn this off and log progress instead).
+    """
+
+    conn_name_attr = "aiml_conn_id"
+    default_conn_name = "aiml_default"
+    conn_type = "aimlapi"
+    hook_name = "AI/ML API"
+
+    def __init__(
+        self,
+        aiml_conn_id: str = default_conn_name,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        log_calls: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.aiml_conn_id = aiml_conn_id
+        self.log_calls = log_calls
+        self._retry_policy = retry_policy
+        self._settings: ConnectionSettings | None = None
+        self._client: httpx.Client | None = None
+        self._async_client: httpx.AsyncClient | None = None
+        self._async_client_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(aiml_conn_id={self.aiml_conn_id!r})"
+
+    # --- connection and clients -----------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        """The connection's settings, read once per hook."""
+        if self._settings is None:
+            self._settings = self._load_settings(self.get_connection(self.aiml_conn_id))
+        return self._settings
+
+    async def asettings(self) -> ConnectionSettings:
+        """The connection's settings, read without blocking the event loop (triggers, async tasks)."""
+        if self._settings is None:
+            self._settings = self._load_settings(await self.aget_connection(self.aiml_conn_id))
+        return self._settings
+
+    def _load_settings(self, conn: Any) -> ConnectionSettings:
+        settings = ConnectionSettings.from_connection(conn, self.aiml_conn_id)
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(settings.api_key.get_secret_value())
+        return settings
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return self._retry_policy or RetryPolicy(max_retries=self.settings.max_retries)
+
+    def _client_options(self, settings: ConnectionSettings) -> dict[str, Any]:
+        return {
+            "base_url": settings.base_url,
+            "headers": {
+                "Authorization": f"Bearer {settings.api_key.get_secret_value()}",
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+            },
+            "timeout": httpx.Timeout(settings.timeout, connect=min(CONNECT_TIMEOUT, settings.timeout)),
+            "follow_redirects": False,
+        }
+
+    def get_conn(self) -> httpx.Client:
+        """The hook's HTTP client (created once, keeps connections alive between calls)."""
+        if self._client is None:
+            self._client = httpx.Client(**self._client_options(self.settings))
+        return self._client
+
+    async def get_async_conn(self, max_connections: int = 100) -> httpx.AsyncClient:
+        """The hook's async HTTP client for the running event loop."""
+        loop = asyncio.get_running_loop()
+        if self._async_client is None or self._async_client_loop is not loop:
+            settings = await self.asettings()
+            limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+            self._async_client = httpx.AsyncClient(**self._client_options(settings), limits=limits)
+            self._async_client_loop = loop
+        return self._async_client
+
+    def close(self) -> None:
+        """Close the sync client; the hook can be used again afterwards."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        """Close the async client of the running loop."""
+        if self._async_client is not None:
+            await self._async_client.aclose()
+            self._async_client = None
+
+    # --- chat completions -----------------------------------------------------------------------------------
+
+    def prepare_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        model: str | None,
+        settings: ConnectionSettings,
+        stream: bool,
+        client_request_id: str | None,
+        extra_body: Mapping[str, Any] | None,
+        params: Mapping[str, Any],
+    ) -> _PreparedCall:
+        """Validate everything and build the body; raises before any request is sent."""
+        chosen = model or settings.model
+        body = build_chat_body(chosen, messages, params, stream=stream, extra_body=extra_body)
+        return _PreparedCall(chosen, body, client_request_id or new_client_request_id())
+
+    def chat_completion(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        client_request_id: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> ChatCompletionResult:
+        """Ask the model and wait for the whole answer.
+
+        :param messages: OpenAI-style messages (text and ``image_url`` parts).
+        :param model: model id; the connection's default model when not given.
+        :param client_request_id: id sent as ``X-Client-Request-Id`` to trace the call in the API's logs.
+        :param extra_body: model-specific keys merged into the body (``enable_thinking``, ``reasoning_effort``).
+        :param params: generation parameters by their API names (``temperature``, ``max_completion_tokens``...).
+        """
+        call = self.prepare_chat(
+            messages,
+            model=model,
+            settings=self.settings,
+            stream=False,
+            client_request_id=client_request_id,
+            extra_body=extra_body,
+            params=params,
+        )
+        client = self.get_conn()
+        attempt = 1
+        while True:
+            started = time.monotonic()
+            try:
+                with self._transport_errors(call):
+                    response = client.post(CHAT_COMPLETIONS_PATH, json=call.body, headers=self._call_headers(call))
+                result = self._completion_from(response, call, started)
+                break
+            except AimlApiError as error:
+                self._sleep(self._delay_or_raise(error, attempt, call))
+                attempt += 1
+        self._log_result(result, attempt)
+        return result
+
+    async def achat_completion(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        client_request_id: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> ChatCompletionResult:
+        """Async :meth:`chat_completion`, for triggers and concurrent batch work."""
+        call = self.prepare_chat(
+            messages,
+            model=model,
+            settings=await self.asettings(),
+            stream=False,
+            client_request_id=client_request_id,
+            extra_body=extra_body,
+            params=params,
+        )
+        client = await self.get_async_conn()
+        attempt = 1
+        while True:
+            started = time.monotonic()
+            try:
+                with self._transport_errors(call):
+                    response = await client.post(
+                        CHAT_COMPLETIONS_PATH, json=call.body, headers=self._call_headers(call)
+                    )
+                result = self._completion_from(response, call, started)
+                break
+            except AimlApiError as error:
+                await self._async_sleep(self._delay_or_raise(error, attempt, call))
+                attempt += 1
+        self._log_result(result, attempt)
+        return result
+
+    def stream_chat_completion(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        client_request_id: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> Iterator[StreamDelta | ChatCompletionResult]:
+        """Stream the answer: yields :class:`StreamDelta` pieces as they arrive, then the aggregated result.
+
+        A stream that breaks or ends without a finish reason is retried like any transient failure; the
+        pieces of the new try carry ``attempt`` + 1 and start again from the beginning.
+        """
+        call = self.prepare_chat(
+            messages,
+            model=model,
+            settings=self.settings,
+            stream=True,
+            client_request_id=client_request_id,
+            extra_body=extra_body,
+            params=params,
+        )
+        client = self.get_conn()
+        attempt = 1
+        while True:
+            started = time.monotonic()
+            try:
+                with (
+                    self._transport_errors(call),
+                    client.stream(
+                        "POST", CHAT_COMPLETIONS_PATH, json=call.body, headers=self._call_headers(call)
+                    ) as response,
+                ):
+                    if response.status_code >= 400 or not _is_event_stream(response):
+                        response.read()
+                        result = self._completion_from(response, call, started)
+                    else:
+                        accumulator = StreamAccumulator(call.info(response), attempt)
+                        for line in response.iter_lines():
+                            delta = accumulator.feed_line(line)
+                            if delta is not None:
+                                yield delta
+                            if accumulator.done:
+                                break
+                        result = self._finish_stream(accumulator, started)
+                break
+            except AimlApiError as error:
+                self._sleep(self._delay_or_raise(error, attempt, call))
+                attempt += 1
+        self._log_result(result, attempt)
+        yield result
+
+    async def astream_chat_completion(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        client_request_id: str | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> AsyncIterator[StreamDelta | ChatCompletionResult]:
+        """Async :meth:`stream_chat_completion`."""
+        call = self.prepare_chat(
+            messages,
+            model=model,
+            settings=await self.asettings(),
+            stream=True,
+            client_request_id=client_request_id,
+            extra_body=extra_body,
+            params=params,
+        )
+        client = await self.get_async_conn()
+        attempt = 1
+        while True:
+            started = time.monotonic()
+            try:
+                with self._transport_errors(call):
+                    async with client.stream(
+                        "POST", CHAT_COMPLETIONS_PATH, json=call.body, headers=self._call_headers(call)
+                    ) as response:
+                        if response.status_code >= 400 or not _is_event_stream(response):
+                            await response.aread()
+                            result = self._completion_from(response, call, started)
+                        else:
+                            accumulator = StreamAccumulator(call.info(response), attempt)
+                            async for line in response.aiter_lines():
+                                delta = accumulator.feed_line(line)
+                                if delta is not None:
+                                    yield delta
+                                if accumulator.done:
+                                    break
+                            result = self._finish_stream(accumulator, started)
+                break
+            except AimlApiError as error:
+                await self._async_sleep(self._delay_or_raise(error, attempt, call))
+                attempt += 1
+        self._log_result(result, attempt)
+        yield result
+
+    # --- shared pieces of the call paths --------------------------------------------------------------------
+
+    def _sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    async def _async_sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    @staticmethod
+    def _call_headers(call: _PreparedCall) -> dict[str, str]:
+        return {"X-Client-Request-Id": call.client_request_id}
+
+    def _completion_from(self, response: httpx.Response, call: _PreparedCall, started: float) -> ChatCompletionResult:
+        if response.status_code >= 400:
+            raise parse_error(response.status_code, response.headers, response.content, call.client_request_id)
+        return parse_completion(response.content, call.info(response, started))
+
+    @staticmethod
+    def _finish_stream(accumulator: StreamAccumulator, started: float) -> ChatCompletionResult:
+        result = accumulator.finish()
+        return result.model_copy(update={"latency_s": time.monotonic() - started})
+
+    @contextmanager
+    def _transport_errors(self, call: _PreparedCall) -> Iterator[None]:
+        """Turn httpx's network errors into the provider's own, without any request detail (headers hold the key)."""
+        try:
+            yield
+        except httpx.TimeoutException as error:
+            raise AimlTimeoutError(
+                f"No answer from the AI/ML API within {self.settings.timeout:g}s ({type(error).__name__})",
+                client_request_id=call.client_request_id,
+            ) from None
+        except httpx.TransportError as error:
+            raise AimlTransportError(
+                f"Connection to the AI/ML API failed: {type(error).__name__}: {error}",
+                client_request_id=call.client_request_id,
+            ) from None
+
+    def _delay_or_raise(self, error: AimlApiError, attempt: int, call: _PreparedCall) -> float:
+        """Apply the retry policy: return the wait before the next try, or raise ``error``."""
+        policy = self.retry_policy
+        delay = policy.delay_before_retry(error, attempt)
+        if delay is None:
+            if policy.is_retryable(error) and attempt > 1:
+                self.log.error("AI/ML API call %s failed after %d tries: %s", call.client_request_id, attempt, error)
+            raise error
+        self.log.warning(
+            "AI/ML API call %s failed (%s); retry %d of %d in %.1fs",
+            call.client_request_id,
+            error.message,
+            attempt,
+            policy.max_retries,
+            delay,
+        )
+        return delay
+
+    def _log_result(self, result: ChatCompletionResult, attempts: int) -> None:
+        if not self.log_calls:
+            return
+        usage = result.usage
+        cost = f"${usage.usd_spent:.6f} ({usage.credits_used} credits)" if usage.usd_spent is not None else "unknown"
+        self.log.info(
+            "AI/ML API %s -> %s: finish=%s, tokens prompt=%d completion=%d (reasoning=%d) total=%d, cost %s, "
+            "%.2fs%s, client request id %s",
+            result.requested_model,
+            result.model,
+            result.finish_reason,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.reasoning_tokens,
+            usage.total_tokens,
+            cost,
+            result.latency_s,
+            f" after {attempts} tries" if attempts > 1 else "",
+            result.client_request_id,
+        )
+
+    # --- other endpoints ------------------------------------------------------------------------------------
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """The models the base URL serves (``GET /models``; needs no key, starts no generation)."""
+        response = self._get("/models", self.settings.timeout)
+        if response.status_code >= 400:
+            raise parse_error(response.status_code, response.headers, response.content, None)
+        try:
+            payload = response.json()
+            models = payload["data"] if isinstance(payload, dict) else payload
+            if not isinstance(models, list):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise AimlResponseError("The model list is not the documented {object, data: [...]} shape") from None
+        return models
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key and the base URL without starting a billed generation.
+
+        ``/models`` is public, so it cannot prove the key; the billing balance (``GET /v2/billing``) needs a
+        valid key and costs nothing.
+        """
+        try:
+            settings = self.settings
+        except AimlConfigurationError as error:
+            return False, error.message
+        timeout = min(settings.timeout, TEST_CONNECTION_TIMEOUT)
+        try:
+            billing = self._get(f"{settings.api_root}/v2/billing", timeout)
+        except httpx.TimeoutException:
+            return False, f"Timed out after {timeout:g}s waiting for {settings.api_root}: is the Base URL right?"
+        except httpx.TransportError as error:
+            return False, f"Cannot reach {settings.base_url}: {error or type(error).__name__}. Check the Base URL."
+        if billing.status_code in (401, 403):
+            problem = parse_error(billing.status_code, billing.headers, billing.content, None)
+            return False, f"The API key was rejected: {problem.message}"
+        if billing.status_code == 404:
+            return False, f"{settings.base_url} does not look like the AI/ML API (no /v2/billing there, HTTP 404)."
+        if billing.status_code >= 400:
+            return False, parse_error(billing.status_code, billing.headers, billing.content, None).message
+        message = f"API key accepted by {settings.base_url}."
+        balance = _balance_text(billing)
+        if balance:
+            message += f" Balance: {balance}."
+        try:
+            message += f" {len(self.list_models())} models available."
+        except (AimlApiError, httpx.HTTPError):
+            message += " The model list could not be read."
+        return True, message
+
+    def _get(self, url: str, timeout: float) -> httpx.Response:
+        return self.get_conn().get(url, timeout=timeout)
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").startswith("text/event-stream")
+
+
+def _balance_text(response: httpx.Response) -> str:
+    try:
+        payload = response.json()
+        return f"{float(payload['current_balance']):.2f} {payload.get('currency') or 'USD'}"
+    except (ValueError, KeyError, TypeError):
+        return ""

@@ -1,0 +1,195 @@
+"""The one place that turns a call into a request: checks every value, then builds body and headers.
+
+Nothing here does I/O. A value the seed model's schema would reject raises :class:`AimlParameterError`
+naming the parameter, so the caller fails before anything is sent (and before anything is billed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from airflow_provider_aiml import __version__
+from airflow_provider_aiml.exceptions import AimlParameterError
+from airflow_provider_aiml.models import GENERATION_PARAMETERS, RESERVED_BODY_KEYS, GenerationParams
+
+USER_AGENT = f"airflow-provider-aiml/{__version__}"
+
+CLIENT_REQUEST_ID_MAX = 128
+_CLIENT_REQUEST_ID_BAD_CHARS = re.compile(r"[^A-Za-z0-9._:-]+")
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+_PART_TYPES = {"system": {"text"}, "developer": {"text"}, "user": {"text", "image_url"}}
+_IMAGE_URL_PREFIXES = ("http://", "https://", "data:image/")
+# Union members and discriminator tags show up in pydantic's error locations; they are not part of the path.
+_UNION_MEMBER_LOC = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|[A-Z]\w*|literal\[.*\]|.*=.*)$")
+
+
+def build_chat_body(
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    params: Mapping[str, Any],
+    *,
+    stream: bool,
+    extra_body: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Validate a chat-completion call and return its JSON body, holding only the keys that are set.
+
+    ``params`` are generation parameters by their API names; ``extra_body`` holds model-specific switches
+    (``enable_thinking``, ``reasoning_effort``, ...) merged on top. Known parameters are checked wherever they
+    come from; unknown keys are allowed only in ``extra_body``.
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise AimlParameterError(f"model must be a non-empty string, got {model!r}")
+    validate_messages(messages)
+
+    unknown = sorted(set(params) - set(GENERATION_PARAMETERS))
+    if unknown:
+        raise AimlParameterError(
+            f"Unknown parameter(s) {', '.join(map(repr, unknown))}. Known parameters: "
+            f"{', '.join(GENERATION_PARAMETERS)}. Put model-specific switches in extra_body."
+        )
+    if not isinstance(extra_body, Mapping | None):
+        raise AimlParameterError(f"extra_body must be a mapping, got {type(extra_body).__name__}")
+    extra = dict(extra_body or {})
+    clashing = sorted(RESERVED_BODY_KEYS & set(extra))
+    if clashing:
+        raise AimlParameterError(
+            f"extra_body may not set {', '.join(map(repr, clashing))}: the operator and hook set them."
+        )
+
+    settings = {key: value for key, value in params.items() if value is not None}
+    settings.update({key: value for key, value in extra.items() if key in GENERATION_PARAMETERS})
+    validate_params(settings)
+
+    body: dict[str, Any] = {"model": model, "messages": list(messages)}
+    body.update(settings)
+    body.update({key: value for key, value in extra.items() if key not in GENERATION_PARAMETERS})
+    if stream:
+        body["stream"] = True
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def validate_params(params: Mapping[str, Any]) -> GenerationParams:
+    """Check generation parameters against the documented ranges; raise naming the first bad one."""
+    try:
+        return GenerationParams.model_validate(dict(params))
+    except ValidationError as error:
+        raise AimlParameterError(_describe_validation_error(error, params)) from None
+
+
+def _describe_validation_error(error: ValidationError, params: Mapping[str, Any]) -> str:
+    by_param: dict[str, list[tuple[str, str, str]]] = {}
+    for item in error.errors(include_url=False):
+        loc = item["loc"]
+        by_param.setdefault(str(loc[0]), []).append((_format_loc(loc), item["type"], item["msg"]))
+    lines = []
+    for name, problems in by_param.items():
+        # A union reports one complaint per member; the ones that are not a plain type mismatch say the most.
+        telling = [p for p in problems if p[1] not in _TYPE_MISMATCHES] or problems
+        detail = "; or ".join(dict.fromkeys(f"{path}: {msg}" if path != name else msg for path, _, msg in telling))
+        lines.append(f"{name!r}: {detail} (got {_short_repr(params.get(name))})")
+    return "Invalid request parameter " + "; ".join(lines)
+
+
+_TYPE_MISMATCHES = frozenset(
+    {"string_type", "list_type", "dict_type", "model_type", "model_attributes_type", "is_instance_of"}
+)
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not _UNION_MEMBER_LOC.match(part):
+            path += f".{part}" if path else part
+    return path.replace("schema_", "schema")
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def validate_messages(messages: Any) -> None:
+    """Check the shape of an OpenAI-style message list as the API's schema describes it."""
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
+        raise AimlParameterError(f"messages must be a list of message objects, got {type(messages).__name__}")
+    if not messages:
+        raise AimlParameterError("messages must not be empty")
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(message, Mapping):
+            raise AimlParameterError(f"{where} must be an object with 'role' and 'content'")
+        role = message.get("role")
+        if role not in _ROLES:
+            raise AimlParameterError(f"{where}.role must be one of {sorted(_ROLES)}, got {role!r}")
+        content = message.get("content")
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise AimlParameterError(f"{where} (role 'tool') needs a string tool_call_id")
+        if role == "assistant" and content is None:
+            if not message.get("tool_calls"):
+                raise AimlParameterError(f"{where} (role 'assistant') needs content or tool_calls")
+            continue
+        _validate_content(content, role, where)
+
+
+def _validate_content(content: Any, role: str, where: str) -> None:
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list) or not content:
+        raise AimlParameterError(f"{where}.content must be a string or a non-empty list of parts")
+    allowed = _PART_TYPES.get(role, {"text"} if role == "tool" else {"text", "refusal"})
+    for index, part in enumerate(content):
+        at = f"{where}.content[{index}]"
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind not in allowed:
+            raise AimlParameterError(f"{at}.type must be one of {sorted(allowed)} for role {role!r}, got {kind!r}")
+        if kind == "text" and not isinstance(part.get("text"), str):
+            raise AimlParameterError(f"{at}.text must be a string")
+        if kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, Mapping) else None
+            if not isinstance(url, str) or not url.startswith(_IMAGE_URL_PREFIXES):
+                raise AimlParameterError(
+                    f"{at}.image_url.url must be an http(s) URL or a data:image/...;base64 URI, "
+                    f"got {_short_repr(url, 60)}"
+                )
+            detail = image.get("detail")
+            if detail is not None and detail not in ("low", "high", "auto"):
+                raise AimlParameterError(f"{at}.image_url.detail must be 'low', 'high' or 'auto', got {detail!r}")
+
+
+def build_headers(api_key: str, client_request_id: str) -> dict[str, str]:
+    """Headers of every API call. The key lives only here and in the HTTP client, never in logs."""
+    return {
+        "Authorization": f"Bearer {api_key}",
+        "User-Agent": USER_AGENT,
+        "X-Client-Request-Id": client_request_id,
+        "Accept": "application/json",
+    }
+
+
+def client_request_id(*parts: object) -> str:
+    """Join identifying parts into an id the API accepts (``^[A-Za-z0-9._:-]{1,128}$``).
+
+    The API silently drops an id that breaks the pattern, so unsafe characters become ``_`` and an id that is
+    too long keeps its start and ends with a hash of the whole, staying unique and traceable from the log.
+    """
+    cleaned = [_CLIENT_REQUEST_ID_BAD_CHARS.sub("_", str(part)).strip("_") or "_" for part in parts if part != ""]
+    joined = ":".join(cleaned) or f"airflow-aiml:{uuid.uuid4().hex}"
+    if len(joined) <= CLIENT_REQUEST_ID_MAX:
+        return joined
+    digest = hashlib.sha256(joined.encode()).hexdigest()[:16]
+    return f"{joined[: CLIENT_REQUEST_ID_MAX - len(digest) - 1]}.{digest}"
+
+
+def new_client_request_id() -> str:
+    """An id for a call made outside a task (no DAG context to derive one from)."""
+    return client_request_id("airflow-aiml", uuid.uuid4().hex)

@@ -1,0 +1,74 @@
+"""The one place that decides whether a failed call is tried again, and after how long.
+
+Transient failures are retried: 429, 500, 502, 503, 504, connection errors, timeouts and a stream that ends
+without a finish reason. Everything else (400, 401, 403, 404, 422, an unreadable answer) fails at once: retrying
+cannot fix it, and a 403 "out of credits" must not be hammered. Waits grow exponentially with full jitter and
+follow the server's ``Retry-After`` when it sends one.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
+
+from airflow_provider_aiml.exceptions import (
+    AimlApiError,
+    AimlStatusError,
+    AimlStreamIncompleteError,
+    AimlTransportError,
+)
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times to retry and how long to wait in between.
+
+    :param max_retries: retries after the first try (0 disables retrying).
+    :param base_delay: wait before the first retry; doubles with every further one.
+    :param max_delay: cap of the exponential wait.
+    :param max_retry_after: cap of a server-sent ``Retry-After``, so a task never sleeps for hours.
+    """
+
+    max_retries: int = 2
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    max_retry_after: float = 120.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def is_retryable(self, error: BaseException) -> bool:
+        """Whether a failure is transient."""
+        if isinstance(error, AimlStatusError):
+            return error.status_code in RETRYABLE_STATUSES
+        return isinstance(error, AimlTransportError | AimlStreamIncompleteError)
+
+    def delay_before_retry(self, error: AimlApiError, attempt: int) -> float | None:
+        """Seconds to wait after failed try number ``attempt``, or ``None`` when the error must be raised."""
+        if attempt > self.max_retries or not self.is_retryable(error):
+            return None
+        server_wait = parse_retry_after(error.retry_after)
+        if server_wait is not None:
+            return min(server_wait, self.max_retry_after)
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, seconds) if seconds == seconds else None

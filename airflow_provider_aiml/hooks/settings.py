@@ -1,0 +1,114 @@
+"""Reads an ``aimlapi`` Airflow connection into checked, typed settings.
+
+The same connection can come from the UI form (flat extras with JSON types, empty fields saved as null), from
+``AIRFLOW_CONN_...`` in JSON form, or in URI form (extras arrive as strings, an un-encoded URL loses its scheme),
+or from a secrets backend; all of them end up here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from airflow_provider_aiml.exceptions import AimlConfigurationError
+from airflow_provider_aiml.models import DEFAULT_BASE_URL, DEFAULT_MODEL
+
+DEFAULT_TIMEOUT = 300.0
+DEFAULT_MAX_RETRIES = 2
+MAX_RETRIES_LIMIT = 10
+_LOOPBACK_HOSTS = ("127.", "localhost", "[::1]")
+
+
+class ConnectionSettings(BaseModel):
+    """Everything the hook needs from the connection. The key is a ``SecretStr``: its repr is masked."""
+
+    model_config = ConfigDict(frozen=True)
+
+    conn_id: str
+    base_url: str
+    api_key: SecretStr
+    model: str
+    timeout: float
+    max_retries: int
+
+    @classmethod
+    def from_connection(cls, conn: Any, conn_id: str) -> ConnectionSettings:
+        """Build settings from an Airflow ``Connection``; raise :class:`AimlConfigurationError` naming the field."""
+        api_key = (conn.password or "").strip()
+        if not api_key:
+            raise AimlConfigurationError(
+                f"Connection {conn_id!r} has no API key: set its password (the 'API Key' field in the UI)."
+            )
+        extra = _extra_of(conn)
+        return cls(
+            conn_id=conn_id,
+            base_url=_base_url(conn),
+            api_key=SecretStr(api_key),
+            model=str(_field(extra, "model") or DEFAULT_MODEL).strip(),
+            timeout=_number(extra, "timeout", DEFAULT_TIMEOUT, conn_id, minimum=0.001, cast=float),
+            max_retries=int(
+                _number(extra, "max_retries", DEFAULT_MAX_RETRIES, conn_id, minimum=0, cast=int, maximum=MAX_RETRIES_LIMIT)
+            ),
+        )
+
+    @property
+    def api_root(self) -> str:
+        """The base URL without its ``/v1``: the billing and usage endpoints live under ``/v2``."""
+        return self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
+
+
+def _extra_of(conn: Any) -> dict[str, Any]:
+    try:
+        extra = conn.extra_dejson
+    except Exception as error:
+        raise AimlConfigurationError(f"The connection's extra is not valid JSON: {type(error).__name__}") from None
+    return extra if isinstance(extra, dict) else {}
+
+
+def _field(extra: dict[str, Any], name: str) -> Any:
+    """Read an extra by its plain name, or by the ``extra__aimlapi__`` name older forms used."""
+    value = extra.get(name)
+    if value in (None, ""):
+        value = extra.get(f"extra__aimlapi__{name}")
+    return None if value in (None, "") else value
+
+
+def _number(
+    extra: dict[str, Any],
+    name: str,
+    default: float,
+    conn_id: str,
+    *,
+    minimum: float,
+    cast: type[int] | type[float],
+    maximum: float | None = None,
+) -> float:
+    raw = _field(extra, name)
+    if raw is None:
+        return default
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        value = cast(float(raw)) if cast is int and float(raw).is_integer() else cast(raw)
+    except (TypeError, ValueError):
+        raise AimlConfigurationError(
+            f"Connection {conn_id!r}: extra field {name!r} must be a number, got {raw!r}"
+        ) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"at least {minimum:g}" if maximum is None else f"between {minimum:g} and {maximum:g}"
+        raise AimlConfigurationError(f"Connection {conn_id!r}: extra field {name!r} must be {bounds}, got {raw!r}")
+    return value
+
+
+def _base_url(conn: Any) -> str:
+    host = (conn.host or "").strip()
+    if not host:
+        return DEFAULT_BASE_URL
+    if "://" not in host:
+        # URI form without encoding: "aimlapi://:key@api.aimlapi.com/v1" arrives as host + schema, scheme lost.
+        scheme = "http" if host.startswith(_LOOPBACK_HOSTS) else "https"
+        port = f":{conn.port}" if getattr(conn, "port", None) else ""
+        path = f"/{conn.schema.strip('/')}" if getattr(conn, "schema", None) else ""
+        host = f"{scheme}://{host}{port}{path}"
+    return host.rstrip("/")

@@ -1,0 +1,222 @@
+"""Wire models of the AI/ML API chat-completions endpoint, shared by the hook, operators and triggers.
+
+Two halves:
+
+* **Request parameters** (:class:`GenerationParams` and friends) encode the ranges documented for
+  ``alibaba/qwen3-vl-32b-thinking`` so a bad value fails before any billed call. They validate only: the body
+  that goes on the wire is built from the caller's own values, so nothing the caller did not set is sent.
+* **Results** (:class:`ChatCompletionResult`, :class:`Usage`, :class:`StreamDelta`) are what the provider hands
+  back: one typed shape whether the answer was streamed or not, whichever model family produced it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+CREDITS_PER_USD = 2_000_000
+"""The API's fixed rate: one US dollar buys two million credits."""
+
+DEFAULT_MODEL = "alibaba/qwen3-vl-32b-thinking"
+DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
+
+NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class _Open(BaseModel):
+    """A strict model that lets unknown keys through (the API adds keys over time)."""
+
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+
+# --- request parameters -------------------------------------------------------------------------------------
+
+
+class FunctionDefinition(_Strict):
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    description: str | None = None
+    parameters: dict[str, Any]
+    strict: bool | None = None
+
+
+class ToolDefinition(_Strict):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class _NamedFunction(_Strict):
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class ToolChoiceFunction(_Strict):
+    type: Literal["function"]
+    function: _NamedFunction
+
+
+class TextFormat(_Strict):
+    type: Literal["text"]
+
+
+class JsonObjectFormat(_Strict):
+    type: Literal["json_object"]
+
+
+class JsonSchemaSpec(_Strict):
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    schema_: Annotated[dict[str, Any] | None, Field(alias="schema")] = None
+    strict: bool | None = None
+    description: str | None = None
+
+
+class JsonSchemaFormat(_Strict):
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaSpec
+
+
+def _format_kind(value: Any) -> str | None:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return f"type={kind}" if kind in ("text", "json_object", "json_schema") else None
+
+
+ResponseFormat = Annotated[
+    Annotated[TextFormat, Tag("type=text")]
+    | Annotated[JsonObjectFormat, Tag("type=json_object")]
+    | Annotated[JsonSchemaFormat, Tag("type=json_schema")],
+    Discriminator(
+        _format_kind,
+        custom_error_type="response_format_type",
+        custom_error_message="type must be one of 'text', 'json_object', 'json_schema'",
+    ),
+]
+
+
+class StreamOptions(_Strict):
+    include_usage: bool
+
+
+class Prediction(_Strict):
+    type: Literal["content"]
+    content: str | list[dict[str, Any]]
+
+
+class GenerationParams(_Strict):
+    """Every generation parameter of the seed model, with its documented range.
+
+    ``None`` means "not set": such keys are never sent.
+    """
+
+    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)] | None = None
+    top_p: Annotated[float, Field(ge=0.01, le=1, allow_inf_nan=False)] | None = None
+    stop: str | Annotated[list[str], Field(min_length=1, max_length=4)] | None = None
+    frequency_penalty: Annotated[float, Field(ge=-2, le=2, allow_inf_nan=False)] | None = None
+    presence_penalty: Annotated[float, Field(ge=-2, le=2, allow_inf_nan=False)] | None = None
+    seed: Annotated[int, Field(ge=1)] | None = None
+    repetition_penalty: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    response_format: ResponseFormat | None = None
+    tools: Annotated[list[ToolDefinition], Field(min_length=1, max_length=128)] | None = None
+    tool_choice: Literal["none", "auto", "required"] | ToolChoiceFunction | None = None
+    parallel_tool_calls: bool | None = None
+    prediction: Prediction | None = None
+    stream_options: StreamOptions | None = None
+
+
+GENERATION_PARAMETERS: tuple[str, ...] = tuple(GenerationParams.model_fields)
+"""Names of the generation parameters, in the order the seed documents them."""
+
+RESERVED_BODY_KEYS = frozenset({"model", "messages", "stream"})
+"""Body keys the provider sets itself; ``extra_body`` may not override them."""
+
+
+# --- results ------------------------------------------------------------------------------------------------
+
+
+class Usage(_Strict):
+    """Token counts and cost of one call. Reasoning tokens are part of ``completion_tokens``."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    reasoning_tokens: int = 0
+    credits_used: int | None = None
+    usd_spent: float | None = None
+
+    def __add__(self, other: Usage) -> Usage:
+        def _sum(a: float | None, b: float | None) -> Any:
+            return None if a is None and b is None else (a or 0) + (b or 0)
+
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            credits_used=_sum(self.credits_used, other.credits_used),
+            usd_spent=_sum(self.usd_spent, other.usd_spent),
+        )
+
+
+class FunctionCall(_Open):
+    name: str = ""
+    arguments: str = ""
+
+
+class ToolCall(_Open):
+    """A tool call the model asks for; ``function.arguments`` is a JSON string, as on the wire."""
+
+    id: str = ""
+    type: str = "function"
+    function: FunctionCall = FunctionCall()
+
+
+class ChatCompletionResult(_Strict):
+    """One answer of the model, the same whether it was streamed or not."""
+
+    id: str
+    model: str
+    """The model name the API reports; often differs from the requested id (e.g. without the vendor prefix)."""
+    requested_model: str
+    content: str
+    reasoning: str = ""
+    finish_reason: str | None
+    tool_calls: list[ToolCall] = []
+    usage: Usage
+    client_request_id: str | None = None
+    """The ``X-Client-Request-Id`` sent with the call, to find it in the API's logs."""
+    inference_id: str | None = None
+    """The API's billing handle (``x-inference-id``)."""
+    request_id: str | None = None
+    """The API's own request id (``x-request-id``), when it sends one."""
+    latency_s: float = 0.0
+    raw: dict[str, Any] = {}
+    """The response payload as received (for a stream: the chunks folded into the non-streaming shape)."""
+
+    def response_summary(self) -> dict[str, Any]:
+        """The ``response`` XCom value: ids and finish reason, enough to trace the call."""
+        return {
+            "id": self.id,
+            "model": self.model,
+            "requested_model": self.requested_model,
+            "finish_reason": self.finish_reason,
+            "client_request_id": self.client_request_id,
+            "inference_id": self.inference_id,
+            "request_id": self.request_id,
+            "latency_s": round(self.latency_s, 3),
+            "tool_calls": [call.model_dump() for call in self.tool_calls],
+        }
+
+
+class StreamDelta(_Strict):
+    """A piece of a streamed answer as it arrives."""
+
+    content: str = ""
+    reasoning: str = ""
+    tool_calls: list[dict[str, Any]] = []
+    finish_reason: str | None = None
+    attempt: int = 1
+    """Which try this piece belongs to; a retried stream starts again from the beginning."""

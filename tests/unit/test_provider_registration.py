@@ -1,0 +1,62 @@
+"""The provider is registered with Airflow and declares the connection form the UI shows."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from airflow_provider_aiml import __version__
+from airflow_provider_aiml.get_provider_info import get_provider_info
+
+
+def test_providers_manager_finds_the_provider_hook_and_form():
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    provider = manager.providers["airflow-provider-aiml"]
+    assert provider.version == __version__
+    hook = manager.hooks["aimlapi"]
+    assert hook.hook_class_name == "airflow_provider_aiml.hooks.aiml.AimlApiHook"
+    assert hook.connection_id_attribute_name == "aiml_conn_id"
+    assert hook.hook_name == "AI/ML API"
+
+
+def test_connection_form_has_exactly_the_provider_fields():
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    meta = {item.connection_type: item for item in HookMetaService.hook_meta_data()}["aimlapi"]
+    standard = meta.standard_fields
+    assert standard.password.title == "API Key"
+    assert standard.host.title == "Base URL"
+    assert standard.host.placeholder == "https://api.aimlapi.com/v1"
+    for hidden in ("login", "port", "url_schema"):
+        assert getattr(standard, hidden).hidden is True
+    extra = meta.extra_fields
+    assert set(extra) == {"model", "timeout", "max_retries"}
+    assert extra["model"]["value"] == "alibaba/qwen3-vl-32b-thinking"
+    assert extra["timeout"]["schema"]["minimum"] == 1
+    assert extra["max_retries"]["value"] == 2
+
+
+def test_provider_info_package_name_matches_the_distribution():
+    from importlib.metadata import entry_points
+
+    info = get_provider_info()
+    points = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_aiml")]
+    assert [ep.dist.name for ep in points] == [info["package-name"]]
+
+
+def test_importing_the_operator_is_cheap_and_touches_no_network():
+    code = (
+        "import sys, socket, time\n"
+        "def no_network(*a, **k): raise AssertionError('network at import time')\n"
+        "socket.socket.connect = no_network\n"
+        "import airflow.sdk\n"
+        "before = set(sys.modules)\n"
+        "import airflow_provider_aiml.operators.chat\n"
+        "new = set(sys.modules) - before\n"
+        "heavy = sorted(m for m in new if m.split('.')[0] in {'openai', 'anthropic', 'pandas', 'numpy', 'requests'})\n"
+        "print('RESULT', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "RESULT []" in out.splitlines()
