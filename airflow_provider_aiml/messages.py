@@ -113,9 +113,7 @@ def image_url(source: str | os.PathLike[str], base_dirs: Sequence[str | os.PathL
     data = path.read_bytes()
     mime = sniff_image_type(data)
     if mime is None:
-        raise AimlImageError(
-            f"file {str(path)!r} is not a JPEG, PNG, GIF or WEBP image (the formats the API accepts)"
-        )
+        raise AimlImageError(f"file {str(path)!r} is not a JPEG, PNG, GIF or WEBP image (the formats the API accepts)")
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 

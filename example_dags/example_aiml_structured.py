@@ -40,7 +40,10 @@ with DAG(
         task_id="extract_invoice",
         system_prompt="Extract the requested fields. Answer with JSON only.",
         prompt=f"Extract the invoice fields from this document:\n\n{INVOICE}",
-        response_format={"type": "json_schema", "json_schema": {"name": "invoice", "strict": True, "schema": INVOICE_SCHEMA}},
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "invoice", "strict": True, "schema": INVOICE_SCHEMA},
+        },
         temperature=0.0,
         max_completion_tokens=4096,
     )

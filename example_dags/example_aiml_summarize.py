@@ -6,12 +6,15 @@ Runs against the AI/ML API emulator in the demo and tests, and unchanged against
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
 from airflow_provider_aiml.operators.chat import AimlChatCompletionOperator
+
+log = logging.getLogger(__name__)
 
 ARTICLE = (
     "The city council approved the 2027 budget on Tuesday after a four-hour session. Spending rises 3.2% to "
@@ -47,7 +50,7 @@ with DAG(
         reasoning = ti.xcom_pull(task_ids="summarize", key="reasoning")
         usage = ti.xcom_pull(task_ids="summarize", key="usage")
         cost = f"${usage['usd_spent']:.6f}" if usage["usd_spent"] is not None else "not reported"
-        ti.log.info(
+        log.info(
             "Summary of %d characters; %d tokens (%d reasoning), cost %s",
             len(content),
             usage["total_tokens"],

@@ -42,7 +42,9 @@ def main() -> int:
         emulator = AimlApiEmulator(latency=0.5, chunk_delay=0.02).start()
         api_key, base_url = "sk-demo-emulator-key", emulator.base_url
         target = f"the AI/ML API emulator at {base_url} (set AIMLAPI_API_KEY to use the real API)"
-    os.environ["AIRFLOW_CONN_AIML_DEFAULT"] = json.dumps({"conn_type": "aimlapi", "password": api_key, "host": base_url})
+    os.environ["AIRFLOW_CONN_AIML_DEFAULT"] = json.dumps(
+        {"conn_type": "aimlapi", "password": api_key, "host": base_url}
+    )
 
     banner(f"Running DAG {DAG_ID} against {target}")
     try:

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,16 +35,15 @@ os.environ.update(
 )
 os.environ.pop("AIMLAPI_API_KEY", None)
 
-#pytest_plugins = ["airflow_provider_aiml.testing.pytest_plugin"]
+pytest_plugins = ["airflow_provider_aiml.testing.pytest_plugin"]
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Iterator[None]:
+def airflow_db() -> None:
     """A fresh metadata database, created once for the tests that run DAGs."""
     from airflow.utils import db
 
     db.resetdb()
-    yield
 
 
 @pytest.fixture(scope="session")

@@ -56,7 +56,7 @@ def build_chat_body(
         )
     if not isinstance(extra_body, Mapping | None):
         raise AimlParameterError(f"extra_body must be a mapping, got {type(extra_body).__name__}")
-    extra = dict(extra_body or {})
+    extra = {key: value for key, value in (extra_body or {}).items() if value is not None}
     clashing = sorted(RESERVED_BODY_KEYS & set(extra))
     if clashing:
         raise AimlParameterError(
@@ -109,7 +109,7 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
             path += f"[{part}]"
         elif not _UNION_MEMBER_LOC.match(part):
             path += f".{part}" if path else part
-    return path.replace("schema_", "schema")
+    return path
 
 
 def _short_repr(value: Any, limit: int = 80) -> str:

@@ -56,10 +56,8 @@ def parse_error(
     status line, never from the body.
     """
     message, api_request_id = _error_message(body)
-    reason = _status_phrase(status_code)
-    text = (
-        f"AI/ML API error {status_code} {reason}: {message}" if message else f"AI/ML API error {status_code} {reason}"
-    )
+    title = " ".join(filter(None, (f"AI/ML API error {status_code}", _status_phrase(status_code))))
+    text = f"{title}: {message}" if message else title
     return status_error_class(status_code)(
         text,
         status_code=status_code,
@@ -92,8 +90,13 @@ def _error_message(body: bytes) -> tuple[str, str | None]:
 
 
 def _loose_member(text: str, key: str) -> str | None:
-    found = re.search(rf'"{key}"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
-    return found.group(1) if found else None
+    found = re.search(rf'"{key}"\s*:\s*("(?:[^"\\]|\\.)*")', text)
+    if not found:
+        return None
+    try:
+        return str(json.loads(found.group(1)))
+    except ValueError:
+        return found.group(1)[1:-1]
 
 
 def _plain_text(text: str) -> str:

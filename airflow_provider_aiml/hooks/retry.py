@@ -2,16 +2,16 @@
 
 Transient failures are retried: 429, 500, 502, 503, 504, connection errors, timeouts and a stream that ends
 without a finish reason. Everything else (400, 401, 403, 404, 422, an unreadable answer) fails at once: retrying
-cannot fix it, and a 403 "out of credits" must not be hammered. Waits grow exponentially with full jitter and
-follow the server's ``Retry-After`` when it sends one.
+cannot fix it, and a 403 "out of credits" must not be hammered. Waits grow exponentially with jitter (a random
+wait between half and all of the step) and follow the server's ``Retry-After`` when it sends one.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 from airflow_provider_aiml.exceptions import (
     AimlApiError,

@@ -7,7 +7,9 @@ or from a secrets backend; all of them end up here.
 
 from __future__ import annotations
 
+import math
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
@@ -48,7 +50,9 @@ class ConnectionSettings(BaseModel):
             model=str(_field(extra, "model") or DEFAULT_MODEL).strip(),
             timeout=_number(extra, "timeout", DEFAULT_TIMEOUT, conn_id, minimum=0.001, cast=float),
             max_retries=int(
-                _number(extra, "max_retries", DEFAULT_MAX_RETRIES, conn_id, minimum=0, cast=int, maximum=MAX_RETRIES_LIMIT)
+                _number(
+                    extra, "max_retries", DEFAULT_MAX_RETRIES, conn_id, minimum=0, cast=int, maximum=MAX_RETRIES_LIMIT
+                )
             ),
         )
 
@@ -90,11 +94,15 @@ def _number(
     try:
         if isinstance(raw, bool):
             raise ValueError
-        value = cast(float(raw)) if cast is int and float(raw).is_integer() else cast(raw)
+        number = float(raw)
+        if not math.isfinite(number) or (cast is int and not number.is_integer()):
+            raise ValueError
     except (TypeError, ValueError):
+        kind = "a whole number" if cast is int else "a number"
         raise AimlConfigurationError(
-            f"Connection {conn_id!r}: extra field {name!r} must be a number, got {raw!r}"
+            f"Connection {conn_id!r}: extra field {name!r} must be {kind}, got {raw!r}"
         ) from None
+    value = cast(number)
     if value < minimum or (maximum is not None and value > maximum):
         bounds = f"at least {minimum:g}" if maximum is None else f"between {minimum:g} and {maximum:g}"
         raise AimlConfigurationError(f"Connection {conn_id!r}: extra field {name!r} must be {bounds}, got {raw!r}")
@@ -108,7 +116,13 @@ def _base_url(conn: Any) -> str:
     if "://" not in host:
         # URI form without encoding: "aimlapi://:key@api.aimlapi.com/v1" arrives as host + schema, scheme lost.
         scheme = "http" if host.startswith(_LOOPBACK_HOSTS) else "https"
-        port = f":{conn.port}" if getattr(conn, "port", None) else ""
-        path = f"/{conn.schema.strip('/')}" if getattr(conn, "schema", None) else ""
-        host = f"{scheme}://{host}{port}{path}"
-    return host.rstrip("/")
+        host = f"{scheme}://{host}"
+    parts = urlsplit(host)
+    netloc, path = parts.netloc, parts.path.rstrip("/")
+    # The URI forms Airflow itself writes ("aimlapi://https://:key@host:8080/v1") keep port and path apart.
+    if getattr(conn, "port", None) and parts.port is None:
+        netloc = f"{netloc}:{conn.port}"
+    schema = (getattr(conn, "schema", None) or "").strip("/")
+    if schema and not path:
+        path = f"/{schema}"
+    return urlunsplit((parts.scheme, netloc, path, parts.query, "")).rstrip("/")

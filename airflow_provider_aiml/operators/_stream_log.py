@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
 import time
 from collections.abc import Callable
+from typing import Any
 
 from airflow_provider_aiml.models import StreamDelta
 

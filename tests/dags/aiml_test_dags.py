@@ -9,6 +9,11 @@ from airflow.sdk import DAG
 from airflow_provider_aiml.operators.chat import AimlChatCompletionOperator
 
 START = datetime(2026, 1, 1)
+LONG_PROMPT = (
+    "Explain how server-sent events let a client read a long answer while the model is still writing it, why "
+    "a proxy that buffers responses breaks this, what a client should do when the connection drops in the "
+    "middle of an answer, and how to tell a finished answer from a cut one when no closing marker is sent."
+)
 
 
 def _dag(dag_id: str, **kwargs: object) -> DAG:
@@ -16,7 +21,9 @@ def _dag(dag_id: str, **kwargs: object) -> DAG:
 
 
 with _dag("aiml_test_template_file", params={"topic": "tram lines"}):
-    AimlChatCompletionOperator(task_id="chat", prompt="prompts/test_topic.j2", system_prompt="Be brief about {{ params.topic }}.")
+    AimlChatCompletionOperator(
+        task_id="chat", prompt="prompts/test_topic.j2", system_prompt="Be brief about {{ params.topic }}."
+    )
 
 with _dag("aiml_test_messages", params={"city": "Lyon"}):
     AimlChatCompletionOperator(
@@ -40,13 +47,13 @@ with _dag("aiml_test_missing_image"):
     AimlChatCompletionOperator(task_id="chat", prompt="Describe it.", images=["images/no_such_file.png"])
 
 with _dag("aiml_test_not_an_image"):
-    AimlChatCompletionOperator(task_id="chat", prompt="Describe it.", images=["prompts/test_topic.j2"])
+    AimlChatCompletionOperator(task_id="chat", prompt="Describe it.", images=["aiml_test_dags.py"])
 
 with _dag("aiml_test_stream"):
-    AimlChatCompletionOperator(task_id="chat", prompt="Tell me about streaming.", stream=True)
+    AimlChatCompletionOperator(task_id="chat", prompt=LONG_PROMPT, stream=True)
 
 with _dag("aiml_test_no_stream"):
-    AimlChatCompletionOperator(task_id="chat", prompt="Tell me about streaming.")
+    AimlChatCompletionOperator(task_id="chat", prompt=LONG_PROMPT)
 
 with _dag("aiml_test_json_object"):
     AimlChatCompletionOperator(
@@ -78,7 +85,10 @@ with _dag("aiml_test_all_params"):
         tools=[
             {
                 "type": "function",
-                "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}},
+                "function": {
+                    "name": "lookup",
+                    "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+                },
             }
         ],
         tool_choice="none",

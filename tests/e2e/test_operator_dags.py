@@ -26,9 +26,33 @@ def run(dagbag: Any, dag_id: str, **kwargs: Any) -> Any:
     return dagbag.dags[dag_id].test(**kwargs)
 
 
-def xcom(dag_run: Any, key: str, task_id: str = "chat", map_index: int | None = None) -> Any:
-    ti = dag_run.get_task_instance(task_id, map_index=-1 if map_index is None else map_index)
-    return ti.xcom_pull(task_ids=task_id, key=key, map_indexes=map_index)
+def xcom(dag_run: Any, key: str, task_id: str = "chat", map_index: int = -1) -> Any:
+    """The stored XCom value, read from the table (the ORM's own xcom_pull decodes JSON-looking strings twice)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel.value)
+            .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key=key, map_index=map_index)
+            .one_or_none()
+        )
+    return None if row is None else row.value
+
+
+def xcoms(dag_run: Any, key: str, task_id: str) -> list[Any]:
+    """The values of every map index of a mapped task, in map-index order."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(XComModel.value)
+            .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key=key)
+            .order_by(XComModel.map_index)
+            .all()
+        )
+    return [row.value for row in rows]
 
 
 def state(dag_run: Any, task_id: str = "chat", map_index: int = -1) -> str:
@@ -52,27 +76,33 @@ def test_summarize_example_hands_content_reasoning_and_usage_downstream(dagbag, 
     assert body["max_completion_tokens"] == 4096
     assert body["messages"][0] == {"role": "system", "content": "You write short, factual summaries."}
     user = body["messages"][1]["content"]
-    assert "in at most 3 sentences" in user and "412 million euros" in user
+    assert "in at most 3 sentences" in user
+    assert "412 million euros" in user
 
     content = xcom(dag_run, "content", "summarize")
     reasoning = xcom(dag_run, "reasoning", "summarize")
     usage = xcom(dag_run, "usage", "summarize")
     response = xcom(dag_run, "response", "summarize")
-    assert content and reasoning
+    assert content
+    assert reasoning
     assert xcom(dag_run, "return_value", "summarize") == content
     assert set(usage) == USAGE_KEYS
-    assert usage["reasoning_tokens"] > 0 and usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert usage["reasoning_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert usage["usd_spent"] == pytest.approx(usage["credits_used"] / 2_000_000)
 
     header_id = emulator.chat_requests[-1].client_request_id
     assert header_id == response["client_request_id"]
     assert CLIENT_ID_PATTERN.match(header_id)
-    assert header_id.startswith("example_aiml_summarize:summarize:manual__") and header_id.endswith(":-1:1")
-    assert response["finish_reason"] == "stop" and response["id"].startswith("chatcmpl-")
+    assert header_id.startswith("example_aiml_summarize:summarize:manual__")
+    assert header_id.endswith(":-1:1")
+    assert response["finish_reason"] == "stop"
+    assert response["id"].startswith("chatcmpl-")
     assert response["inference_id"]
 
-    report = xcom(dag_run, "return_value", "report")
-    assert report == {"summary": content, "reasoning_chars": len(reasoning), "usage": usage}
+    assert xcom(dag_run, "summary", "report") == content  # a dict-returning @task pushes one key per item
+    assert xcom(dag_run, "reasoning_chars", "report") == len(reasoning)
+    assert xcom(dag_run, "usage", "report") == usage
 
 
 def test_enrichment_example_makes_one_traceable_call_per_record(dagbag, emulator):
@@ -83,10 +113,11 @@ def test_enrichment_example_makes_one_traceable_call_per_record(dagbag, emulator
     ids = sorted(r.client_request_id for r in emulator.chat_requests)
     assert [i.rsplit(":", 2)[1] for i in ids] == ["0", "1", "2"]
     assert all(sent(emulator, i)["response_format"]["type"] == "json_schema" for i in range(3))
-    result = xcom(dag_run, "return_value", "collect")
+    result = {key: xcom(dag_run, key, "collect") for key in ("labels", "answers", "total_tokens", "usd_spent")}
     assert len(result["labels"]) == 3
     assert set(result["labels"]) <= {"positive", "neutral", "negative"}
-    usages = list(dag_run.get_task_instance("collect").xcom_pull(task_ids="classify", key="usage"))
+    usages = xcoms(dag_run, "usage", "classify")
+    assert len(usages) == 3
     assert result["total_tokens"] == sum(u["total_tokens"] for u in usages) > 0
 
 
@@ -111,7 +142,7 @@ def test_structured_example_parses_json_for_downstream_use(dagbag, emulator):
     parsed = xcom(dag_run, "parsed", "extract_invoice")
     assert set(parsed) == {"vendor", "invoice_number", "date", "total", "currency"}
     assert parsed == json.loads(xcom(dag_run, "content", "extract_invoice"))
-    assert xcom(dag_run, "return_value", "check_invoice")["invoice"] == parsed
+    assert xcom(dag_run, "invoice", "check_invoice") == parsed
     assert sent(emulator)["response_format"]["json_schema"]["name"] == "invoice"
     assert sent(emulator)["temperature"] == 0.0
 
@@ -128,8 +159,10 @@ def test_prompt_template_file_is_rendered(dagbag, emulator):
         {"role": "system", "content": "Be brief about tram lines."},
         {"role": "user", "content": f"Write one line about tram lines for the run of {ds}."},
     ]
-    rendered = dag_run.get_task_instance("chat").get_rendered_template_fields
-    assert rendered is not None
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+
+    rendered = RenderedTaskInstanceFields.get_templated_fields(dag_run.get_task_instance("chat"))
+    assert rendered["prompt"] == f"Write one line about tram lines for the run of {ds}."
 
 
 def test_messages_model_and_extra_body_are_templated(dagbag, emulator):
@@ -220,8 +253,12 @@ def test_streaming_gives_the_same_xcom_values_and_logs_while_arriving(dagbag, em
     assert streamed_usage == plain_usage
     reasoning_lines = [line for line in out.splitlines() if "[reasoning]" in line]
     answer_lines = [line for line in out.splitlines() if "[answer]" in line]
-    assert reasoning_lines and answer_lines
-    assert len(reasoning_lines) + len(answer_lines) < len(xcom(streamed, "content").split()) // 2
+    assert reasoning_lines
+    assert answer_lines
+    # Logged by line or interval, not per token: far fewer records than words streamed.
+    words = len(xcom(streamed, "content").split()) + len(xcom(streamed, "reasoning").split())
+    assert words >= 40
+    assert len(reasoning_lines) + len(answer_lines) <= words // 10
 
 
 def test_a_cut_stream_is_retried_and_still_succeeds(dagbag, emulator):
@@ -296,11 +333,15 @@ def test_the_api_key_appears_in_no_log_xcom_or_rendered_field(dagbag, emulator, 
     ok = run(dagbag, "example_aiml_summarize")
     captured = capsys.readouterr()
 
-    assert failed.state == "failed" and ok.state == "success"
+    assert failed.state == "failed"
+    assert ok.state == "success"
     assert emulator.chat_requests[-1].headers["authorization"] == f"Bearer {EMULATOR_KEY}"
     with create_session() as session:
         xcoms = [json.dumps(row.value, default=str) for row in session.query(XComModel).all()]
-        rendered = [json.dumps(row.rendered_fields, default=str) for row in session.query(RenderedTaskInstanceFields).all()]
-    assert xcoms and rendered
+        rendered = [
+            json.dumps(row.rendered_fields, default=str) for row in session.query(RenderedTaskInstanceFields).all()
+        ]
+    assert xcoms
+    assert rendered
     leaks = [text for text in [captured.out, captured.err, *xcoms, *rendered] if EMULATOR_KEY in text]
     assert leaks == []

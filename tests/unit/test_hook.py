@@ -69,7 +69,11 @@ def stream_response(body: bytes) -> httpx.Response:
 
 def chunk(content: str | None = None, reasoning: str | None = None, finish: str | None = None) -> dict:
     delta = {"content": content, "reasoning_content": reasoning}
-    return {"id": "c1", "model": "qwen3-vl-32b-thinking", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return {
+        "id": "c1",
+        "model": "qwen3-vl-32b-thinking",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
 
 
 @pytest.fixture
@@ -186,7 +190,9 @@ def test_result_from_the_real_thinking_model_response(hook, api):
 
 def test_summary_log_line_names_model_tokens_cost_and_request_id(hook, api, capsys):
     api.post(CHAT_URL).mock(
-        return_value=httpx.Response(200, json=fixture_json("chat.thinking.nonstream.json"), headers={"x-aimlapi-credits-used": "2480"})
+        return_value=httpx.Response(
+            200, json=fixture_json("chat.thinking.nonstream.json"), headers={"x-aimlapi-credits-used": "2480"}
+        )
     )
     hook.chat_completion(MESSAGES, client_request_id="trace-me")
     lines = [line for line in capsys.readouterr().out.splitlines() if "trace-me" in line]
@@ -241,7 +247,8 @@ def test_retries_stop_after_max_retries_and_raise_the_last_error(hook, api, retr
         hook.chat_completion(MESSAGES)
     assert route.call_count == 3  # the first try + max_retries=2 from the connection
     assert len(retry_waits) == 2
-    assert 0.5 <= retry_waits[0] <= 1.0 and 1.0 <= retry_waits[1] <= 2.0  # exponential with jitter
+    assert 0.5 <= retry_waits[0] <= 1.0
+    assert 1.0 <= retry_waits[1] <= 2.0
 
 
 def test_retry_after_is_honoured(hook, api, retry_waits):
@@ -291,7 +298,9 @@ def test_max_retries_zero_means_one_try(api):
 )
 def test_error_bodies_of_any_shape_become_clear_errors(hook, api, body, content_type, expected):
     api.post(CHAT_URL).mock(
-        return_value=httpx.Response(500 if b"502" not in body else 502, content=body, headers={"content-type": content_type})
+        return_value=httpx.Response(
+            500 if b"502" not in body else 502, content=body, headers={"content-type": content_type}
+        )
     )
     with pytest.raises(AimlServerError) as raised:
         hook.chat_completion(MESSAGES)
@@ -309,7 +318,9 @@ def test_a_200_with_a_broken_body_is_a_response_error_not_a_traceback(hook, api)
 
 async def test_async_chat_completion_retries_like_the_sync_one(api, retry_waits):
     hook = AimlApiHook()
-    route = api.post(CHAT_URL).mock(side_effect=[httpx.Response(502, text=""), httpx.Response(200, json=completion("async ok"))])
+    route = api.post(CHAT_URL).mock(
+        side_effect=[httpx.Response(502, text=""), httpx.Response(200, json=completion("async ok"))]
+    )
     result = await hook.achat_completion(MESSAGES, temperature=1.0)
     await hook.aclose()
     assert result.content == "async ok"
@@ -361,7 +372,9 @@ def test_a_stream_that_never_finishes_raises_after_the_retries(hook, api):
 
 
 def test_stream_error_status_is_raised_with_the_api_message(hook, api):
-    route = api.post(CHAT_URL).mock(return_value=httpx.Response(401, json={"message": "This request requires a valid API key."}))
+    route = api.post(CHAT_URL).mock(
+        return_value=httpx.Response(401, json={"message": "This request requires a valid API key."})
+    )
     with pytest.raises(AimlAuthenticationError, match="requires a valid API key"):
         list(hook.stream_chat_completion(MESSAGES))
     assert route.call_count == 1
@@ -380,7 +393,8 @@ async def test_async_stream(api):
     items = [item async for item in hook.astream_chat_completion(MESSAGES)]
     await hook.aclose()
     assert [i.content for i in items[:-1]] == ["", "A", "B"]
-    assert items[-1].content == "AB" and items[-1].reasoning == "think"
+    assert items[-1].content == "AB"
+    assert items[-1].reasoning == "think"
 
 
 # --- other endpoints ----------------------------------------------------------------------------------------
@@ -401,7 +415,8 @@ def test_test_connection_uses_the_billing_endpoint_and_makes_no_generation_call(
     api.get(f"{TEST_BASE_URL}/models").mock(return_value=httpx.Response(200, json={"data": [{"id": "a"}, {"id": "b"}]}))
     ok, message = hook.test_connection()
     assert ok, message
-    assert "Balance: 12.50 USD" in message and "2 models" in message
+    assert "Balance: 12.50 USD" in message
+    assert "2 models" in message
     assert billing.calls.last.request.headers["authorization"] == f"Bearer {TEST_API_KEY}"
     assert chat.call_count == 0
 
@@ -434,7 +449,8 @@ def test_missing_key_names_the_connection(monkeypatch, api):
         AimlApiHook(aiml_conn_id="aiml_nokey").chat_completion(MESSAGES)
     assert route.call_count == 0
     ok, message = AimlApiHook(aiml_conn_id="aiml_nokey").test_connection()
-    assert not ok and "aiml_nokey" in message
+    assert not ok
+    assert "aiml_nokey" in message
 
 
 def test_uri_form_connection_with_string_extras(monkeypatch, api):
@@ -444,7 +460,8 @@ def test_uri_form_connection_with_string_extras(monkeypatch, api):
     )
     route = api.post(CHAT_URL).mock(return_value=httpx.Response(500, text=""))
     hook = AimlApiHook(aiml_conn_id="aiml_uri")
-    assert hook.settings.timeout == 30.0 and hook.settings.max_retries == 0
+    assert hook.settings.timeout == 30.0
+    assert hook.settings.max_retries == 0
     with pytest.raises(AimlServerError):
         hook.chat_completion(MESSAGES)
     assert route.call_count == 1

@@ -11,11 +11,11 @@ from airflow_provider_aiml.get_provider_info import get_provider_info
 
 def test_providers_manager_finds_the_provider_hook_and_form():
     from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    manager = ProvidersManager()
-    provider = manager.providers["airflow-provider-aiml"]
+    provider = ProvidersManager().providers["airflow-provider-aiml"]
     assert provider.version == __version__
-    hook = manager.hooks["aimlapi"]
+    hook = ProvidersManagerTaskRuntime().hooks["aimlapi"]
     assert hook.hook_class_name == "airflow_provider_aiml.hooks.aiml.AimlApiHook"
     assert hook.connection_id_attribute_name == "aiml_conn_id"
     assert hook.hook_name == "AI/ML API"
@@ -42,7 +42,9 @@ def test_provider_info_package_name_matches_the_distribution():
     from importlib.metadata import entry_points
 
     info = get_provider_info()
-    points = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_aiml")]
+    points = [
+        ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_provider_aiml")
+    ]
     assert [ep.dist.name for ep in points] == [info["package-name"]]
 
 
