@@ -1,0 +1,119 @@
+"""The ``/_emulator/*`` control endpoints, so an emulator in another process can be driven over HTTP."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airflow_provider_aiml.testing.faults import Fault
+from airflow_provider_aiml.testing.replies import ReplyOverride
+from airflow_provider_aiml.testing.settings import EmulatorSettings
+from airflow_provider_aiml.testing.state import EmulatorState, normalize_fault_rates
+
+CONTROL_PREFIX = "/_emulator/"
+
+
+class ControlError(ValueError):
+    """A bad control request (answered with 400)."""
+
+
+def handle_control(
+    method: str, route: str, raw_body: bytes, state: EmulatorState, settings: EmulatorSettings
+) -> tuple[int, dict[str, Any]]:
+    """Run one control request; returns ``(status, json_payload)``.
+
+    Endpoints: ``POST faults``, ``POST fault_rates``, ``POST reset``, ``POST reply``, ``POST config``,
+    ``GET requests``, ``GET stats``, ``GET config``.
+    """
+    name = route[len(CONTROL_PREFIX) :].strip("/")
+    handlers = {
+        ("POST", "faults"): _faults,
+        ("POST", "fault_rates"): _fault_rates,
+        ("POST", "reset"): _reset,
+        ("POST", "reply"): _reply,
+        ("POST", "config"): _config,
+        ("GET", "requests"): _requests,
+        ("GET", "stats"): _stats,
+        ("GET", "config"): _get_config,
+    }
+    handler = handlers.get((method, name))
+    if handler is None:
+        return 404, {"error": f"unknown control endpoint {method} {route}"}
+    try:
+        payload = _parse(raw_body) if method == "POST" else {}
+        return 200, handler(payload, state, settings)
+    except (ControlError, ValueError, TypeError) as exc:
+        return 400, {"error": str(exc)}
+
+
+def _parse(raw_body: bytes) -> dict[str, Any]:
+    if not raw_body.strip():
+        return {}
+    try:
+        payload = json.loads(raw_body)
+    except ValueError as exc:
+        raise ControlError(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise ControlError("body must be a JSON object")
+    return payload
+
+
+def _faults(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    times = payload.get("times", 1)
+    fault = Fault.from_dict(payload)
+    pending = state.add_fault(fault, times)
+    return {"queued": fault.to_dict(), "times": times, "pending_faults": pending}
+
+
+def _fault_rates(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    entries = payload.get("rates", [])
+    if not isinstance(entries, list):
+        raise ControlError("'rates' must be a list of {fault, probability}")
+    pairs: list[tuple[Fault, float]] = []
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("fault"), dict):
+            raise ControlError("each rate must look like {'fault': {...}, 'probability': 0.1}")
+        if "probability" not in entry:
+            raise ControlError("each rate needs a 'probability'")
+        pairs.append((Fault.from_dict(entry["fault"]), entry["probability"]))
+    seed = payload.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ControlError("'seed' must be an integer")
+    state.set_fault_rates(normalize_fault_rates(pairs), seed)
+    return {"rates": len(pairs), "seed": seed}
+
+
+def _reset(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    state.reset()
+    return {"reset": True}
+
+
+def _reply(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    unknown = sorted(set(payload) - {"content", "reasoning", "finish_reason", "tool_calls"})
+    if unknown:
+        raise ControlError(f"unknown reply keys: {unknown}")
+    override = ReplyOverride.build(
+        content=payload.get("content"),
+        reasoning=payload.get("reasoning"),
+        finish_reason=payload.get("finish_reason"),
+        tool_calls=payload.get("tool_calls"),
+    )
+    state.set_reply_override(override)
+    return {"reply": None if override is None else override.to_dict()}
+
+
+def _config(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    settings.update(payload)
+    return settings.to_dict()
+
+
+def _get_config(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    return settings.to_dict()
+
+
+def _requests(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    return {"requests": [request.to_dict() for request in state.requests()]}
+
+
+def _stats(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    return state.stats()

@@ -1,0 +1,85 @@
+"""Behaviour options of the emulator (read by the request handler on every request)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal, get_args
+
+ReasoningStyle = Literal["reasoning_content", "reasoning", "think_tag"]
+MetaUsage = Literal["credits_and_usd", "credits_only", "tokens_used"]
+
+REASONING_STYLES: tuple[str, ...] = get_args(ReasoningStyle)
+META_USAGE_VARIANTS: tuple[str, ...] = get_args(MetaUsage)
+_RUNTIME_KEYS = (
+    "latency",
+    "chunk_delay",
+    "send_done",
+    "reasoning_style",
+    "meta_usage",
+    "cost_headers",
+    "balance_usd",
+)
+
+
+@dataclass
+class EmulatorSettings:
+    """Mutable options; change them between requests (e.g. ``emu.settings.latency = 0.1``)."""
+
+    api_keys: frozenset[str] | None = None
+    latency: float = 0.0
+    chunk_delay: float = 0.0
+    send_done: bool = False
+    reasoning_style: ReasoningStyle = "reasoning_content"
+    meta_usage: MetaUsage | None = "credits_and_usd"
+    cost_headers: bool = True
+    balance_usd: float = 42.5
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` when an option is out of range."""
+        for name in ("latency", "chunk_delay"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not _is_number(self.balance_usd):
+            raise ValueError(f"balance_usd must be a number, got {self.balance_usd!r}")
+        if self.reasoning_style not in REASONING_STYLES:
+            raise ValueError(f"reasoning_style must be one of {REASONING_STYLES}, got {self.reasoning_style!r}")
+        if self.meta_usage is not None and self.meta_usage not in META_USAGE_VARIANTS:
+            raise ValueError(f"meta_usage must be None or one of {META_USAGE_VARIANTS}, got {self.meta_usage!r}")
+        for name in ("send_done", "cost_headers"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a boolean")
+
+    def update(self, changes: Mapping[str, Any]) -> None:
+        """Apply a partial update of the runtime options (all-or-nothing)."""
+        unknown = sorted(set(changes) - set(_RUNTIME_KEYS))
+        if unknown:
+            raise ValueError(f"unknown settings: {unknown}; allowed: {list(_RUNTIME_KEYS)}")
+        candidate = EmulatorSettings(**{f.name: getattr(self, f.name) for f in fields(self)})
+        for key, value in changes.items():
+            setattr(candidate, key, value)
+        candidate.validate()
+        for key in changes:
+            setattr(self, key, getattr(candidate, key))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The runtime options as JSON (API keys are not included)."""
+        return {key: getattr(self, key) for key in _RUNTIME_KEYS}
+
+
+def normalize_api_keys(api_keys: Iterable[str] | None) -> frozenset[str] | None:
+    """``None`` stays ``None`` (any non-empty key is accepted); otherwise a frozenset of keys."""
+    if api_keys is None:
+        return None
+    if isinstance(api_keys, str):
+        return frozenset({api_keys})
+    return frozenset(api_keys)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
