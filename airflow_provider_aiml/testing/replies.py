@@ -227,7 +227,11 @@ def _last_user_input(messages: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
 
 
 def _summary(text: str, images: int) -> str:
-    words = text.split()
+    """The first two sentences of the last paragraph: prompts put the text to work on last."""
+    paragraphs = [part for part in re.split(r"\n\s*\n", text) if part.strip()]
+    focus = " ".join((paragraphs[-1] if paragraphs else text).split())
+    lead = " ".join(re.split(r"(?<=[.!?])\s+", focus)[:2])
+    words = lead.split()
     body = " ".join(words[:SUMMARY_WORDS]) + ("..." if len(words) > SUMMARY_WORDS else "")
     attached = f"{images} image{'s' if images != 1 else ''} attached" if images else ""
     if body and attached:
@@ -249,7 +253,7 @@ def _formatted_content(response_format: Any, summary: str) -> tuple[str, str]:
         name = spec.get("name", "response") if isinstance(spec, Mapping) else "response"
         instance = synthesize_instance(schema, text=summary)
         return json.dumps(instance, ensure_ascii=False), f"answer with JSON that follows the `{name}` schema."
-    return summary, 'reply with the first words of the message, prefixed by "Summary:".'
+    return summary, 'reply with the opening sentences of the text, prefixed by "Summary:".'
 
 
 def _chosen_tool(body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]]) -> tuple[str, Any] | None:
