@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints/airflow-3.3.2-py3.11.txt
 
-.PHONY: demo test lint format install clean
+.PHONY: demo test test-floor lint format install clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,17 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+## The whole suite on the lowest Airflow the package declares (apache-airflow 3.3.0), in its own venv.
+FLOOR_VENV := .venv-floor
+test-floor:
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "apache-airflow==3.3.0" -e ".[test]"
+	$(FLOOR_VENV)/bin/python -m pytest -q
+
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .airflow-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLOOR_VENV) .airflow-demo .pytest_cache .mypy_cache .ruff_cache

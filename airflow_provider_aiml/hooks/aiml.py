@@ -24,7 +24,7 @@ from airflow_provider_aiml.exceptions import (
     AimlTimeoutError,
     AimlTransportError,
 )
-from airflow_provider_aiml.hooks.building import USER_AGENT, build_chat_body, new_client_request_id
+from airflow_provider_aiml.hooks.building import build_chat_body, call_headers, client_headers, new_client_request_id
 from airflow_provider_aiml.hooks.parsing import CallInfo, StreamAccumulator, parse_completion, parse_error
 from airflow_provider_aiml.hooks.retry import RetryPolicy
 from airflow_provider_aiml.hooks.settings import ConnectionSettings
@@ -42,6 +42,28 @@ class _PreparedCall:
     model: str
     body: dict[str, Any]
     client_request_id: str
+
+    @classmethod
+    def build(
+        cls,
+        settings: ConnectionSettings,
+        messages: Sequence[Mapping[str, Any]],
+        model: str | None,
+        client_request_id: str | None,
+        extra_body: Mapping[str, Any] | None,
+        params: Mapping[str, Any],
+        *,
+        stream: bool,
+    ) -> _PreparedCall:
+        """Validate everything and build the body; raises before any request is sent."""
+        chosen = model or settings.model
+        body = build_chat_body(chosen, messages, params, stream=stream, extra_body=extra_body)
+        return cls(chosen, body, client_request_id or new_client_request_id())
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Per-call headers; the key and the user agent are set on the client."""
+        return call_headers(self.client_request_id)
 
     def info(self, response: httpx.Response | None = None, started: float | None = None) -> CallInfo:
         latency = time.monotonic() - started if started is not None else 0.0
@@ -112,11 +134,7 @@ class AimlApiHook(BaseHook):
     def _client_options(self, settings: ConnectionSettings) -> dict[str, Any]:
         return {
             "base_url": settings.base_url,
-            "headers": {
-                "Authorization": f"Bearer {settings.api_key.get_secret_value()}",
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            },
+            "headers": client_headers(settings.api_key.get_secret_value()),
             "timeout": httpx.Timeout(settings.timeout, connect=min(CONNECT_TIMEOUT, settings.timeout)),
             "follow_redirects": False,
         }
@@ -151,22 +169,6 @@ class AimlApiHook(BaseHook):
 
     # --- chat completions -----------------------------------------------------------------------------------
 
-    def prepare_chat(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        *,
-        model: str | None,
-        settings: ConnectionSettings,
-        stream: bool,
-        client_request_id: str | None,
-        extra_body: Mapping[str, Any] | None,
-        params: Mapping[str, Any],
-    ) -> _PreparedCall:
-        """Validate everything and build the body; raises before any request is sent."""
-        chosen = model or settings.model
-        body = build_chat_body(chosen, messages, params, stream=stream, extra_body=extra_body)
-        return _PreparedCall(chosen, body, client_request_id or new_client_request_id())
-
     def chat_completion(
         self,
         messages: Sequence[Mapping[str, Any]],
@@ -184,29 +186,18 @@ class AimlApiHook(BaseHook):
         :param extra_body: model-specific keys merged into the body (``enable_thinking``, ``reasoning_effort``).
         :param params: generation parameters by their API names (``temperature``, ``max_completion_tokens``...).
         """
-        call = self.prepare_chat(
-            messages,
-            model=model,
-            settings=self.settings,
-            stream=False,
-            client_request_id=client_request_id,
-            extra_body=extra_body,
-            params=params,
-        )
+        call = _PreparedCall.build(self.settings, messages, model, client_request_id, extra_body, params, stream=False)
         client = self.get_conn()
         attempt = 1
         while True:
             started = time.monotonic()
             try:
                 with self._transport_errors(call):
-                    response = client.post(CHAT_COMPLETIONS_PATH, json=call.body, headers=self._call_headers(call))
-                result = self._completion_from(response, call, started)
-                break
+                    response = client.post(CHAT_COMPLETIONS_PATH, json=call.body, headers=call.headers)
+                return self._finish(self._completion_from(response, call, started), attempt)
             except AimlApiError as error:
                 self._sleep(self._delay_or_raise(error, attempt, call))
                 attempt += 1
-        self._log_result(result, attempt)
-        return result
 
     async def achat_completion(
         self,
@@ -218,31 +209,19 @@ class AimlApiHook(BaseHook):
         **params: Any,
     ) -> ChatCompletionResult:
         """Async :meth:`chat_completion`, for triggers and concurrent batch work."""
-        call = self.prepare_chat(
-            messages,
-            model=model,
-            settings=await self.asettings(),
-            stream=False,
-            client_request_id=client_request_id,
-            extra_body=extra_body,
-            params=params,
-        )
+        settings = await self.asettings()
+        call = _PreparedCall.build(settings, messages, model, client_request_id, extra_body, params, stream=False)
         client = await self.get_async_conn()
         attempt = 1
         while True:
             started = time.monotonic()
             try:
                 with self._transport_errors(call):
-                    response = await client.post(
-                        CHAT_COMPLETIONS_PATH, json=call.body, headers=self._call_headers(call)
-                    )
-                result = self._completion_from(response, call, started)
-                break
+                    response = await client.post(CHAT_COMPLETIONS_PATH, json=call.body, headers=call.headers)
+                return self._finish(self._completion_from(response, call, started), attempt)
             except AimlApiError as error:
                 await self._async_sleep(self._delay_or_raise(error, attempt, call))
                 attempt += 1
-        self._log_result(result, attempt)
-        return result
 
     def stream_chat_completion(
         self,
@@ -258,15 +237,7 @@ class AimlApiHook(BaseHook):
         A stream that breaks or ends without a finish reason is retried like any transient failure; the
         pieces of the new try carry ``attempt`` + 1 and start again from the beginning.
         """
-        call = self.prepare_chat(
-            messages,
-            model=model,
-            settings=self.settings,
-            stream=True,
-            client_request_id=client_request_id,
-            extra_body=extra_body,
-            params=params,
-        )
+        call = _PreparedCall.build(self.settings, messages, model, client_request_id, extra_body, params, stream=True)
         client = self.get_conn()
         attempt = 1
         while True:
@@ -274,9 +245,7 @@ class AimlApiHook(BaseHook):
             try:
                 with (
                     self._transport_errors(call),
-                    client.stream(
-                        "POST", CHAT_COMPLETIONS_PATH, json=call.body, headers=self._call_headers(call)
-                    ) as response,
+                    client.stream("POST", CHAT_COMPLETIONS_PATH, json=call.body, headers=call.headers) as response,
                 ):
                     if response.status_code >= 400 or not _is_event_stream(response):
                         response.read()
@@ -284,18 +253,16 @@ class AimlApiHook(BaseHook):
                     else:
                         accumulator = StreamAccumulator(call.info(response), attempt)
                         for line in response.iter_lines():
-                            delta = accumulator.feed_line(line)
-                            if delta is not None:
+                            if delta := accumulator.feed_line(line):
                                 yield delta
                             if accumulator.done:
                                 break
-                        result = self._finish_stream(accumulator, started)
-                break
+                        result = self._stream_result(accumulator, started)
+                yield self._finish(result, attempt)
+                return
             except AimlApiError as error:
                 self._sleep(self._delay_or_raise(error, attempt, call))
                 attempt += 1
-        self._log_result(result, attempt)
-        yield result
 
     async def astream_chat_completion(
         self,
@@ -307,15 +274,8 @@ class AimlApiHook(BaseHook):
         **params: Any,
     ) -> AsyncIterator[StreamDelta | ChatCompletionResult]:
         """Async :meth:`stream_chat_completion`."""
-        call = self.prepare_chat(
-            messages,
-            model=model,
-            settings=await self.asettings(),
-            stream=True,
-            client_request_id=client_request_id,
-            extra_body=extra_body,
-            params=params,
-        )
+        settings = await self.asettings()
+        call = _PreparedCall.build(settings, messages, model, client_request_id, extra_body, params, stream=True)
         client = await self.get_async_conn()
         attempt = 1
         while True:
@@ -323,7 +283,7 @@ class AimlApiHook(BaseHook):
             try:
                 with self._transport_errors(call):
                     async with client.stream(
-                        "POST", CHAT_COMPLETIONS_PATH, json=call.body, headers=self._call_headers(call)
+                        "POST", CHAT_COMPLETIONS_PATH, json=call.body, headers=call.headers
                     ) as response:
                         if response.status_code >= 400 or not _is_event_stream(response):
                             await response.aread()
@@ -331,18 +291,16 @@ class AimlApiHook(BaseHook):
                         else:
                             accumulator = StreamAccumulator(call.info(response), attempt)
                             async for line in response.aiter_lines():
-                                delta = accumulator.feed_line(line)
-                                if delta is not None:
+                                if delta := accumulator.feed_line(line):
                                     yield delta
                                 if accumulator.done:
                                     break
-                            result = self._finish_stream(accumulator, started)
-                break
+                            result = self._stream_result(accumulator, started)
+                yield self._finish(result, attempt)
+                return
             except AimlApiError as error:
                 await self._async_sleep(self._delay_or_raise(error, attempt, call))
                 attempt += 1
-        self._log_result(result, attempt)
-        yield result
 
     # --- shared pieces of the call paths --------------------------------------------------------------------
 
@@ -352,17 +310,13 @@ class AimlApiHook(BaseHook):
     async def _async_sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
 
-    @staticmethod
-    def _call_headers(call: _PreparedCall) -> dict[str, str]:
-        return {"X-Client-Request-Id": call.client_request_id}
-
     def _completion_from(self, response: httpx.Response, call: _PreparedCall, started: float) -> ChatCompletionResult:
         if response.status_code >= 400:
             raise parse_error(response.status_code, response.headers, response.content, call.client_request_id)
         return parse_completion(response.content, call.info(response, started))
 
     @staticmethod
-    def _finish_stream(accumulator: StreamAccumulator, started: float) -> ChatCompletionResult:
+    def _stream_result(accumulator: StreamAccumulator, started: float) -> ChatCompletionResult:
         result = accumulator.finish()
         return result.model_copy(update={"latency_s": time.monotonic() - started})
 
@@ -400,9 +354,13 @@ class AimlApiHook(BaseHook):
         )
         return delay
 
-    def _log_result(self, result: ChatCompletionResult, attempts: int) -> None:
-        if not self.log_calls:
-            return
+    def _finish(self, result: ChatCompletionResult, attempts: int) -> ChatCompletionResult:
+        """Log the call's one summary line and hand the result back."""
+        if self.log_calls:
+            self._log_summary(result, attempts)
+        return result
+
+    def _log_summary(self, result: ChatCompletionResult, attempts: int) -> None:
         usage = result.usage
         cost = f"${usage.usd_spent:.6f} ({usage.credits_used} credits)" if usage.usd_spent is not None else "unknown"
         self.log.info(

@@ -166,14 +166,14 @@ def _validate_content(content: Any, role: str, where: str) -> None:
                 raise AimlParameterError(f"{at}.image_url.detail must be 'low', 'high' or 'auto', got {detail!r}")
 
 
-def build_headers(api_key: str, client_request_id: str) -> dict[str, str]:
-    """Headers of every API call. The key lives only here and in the HTTP client, never in logs."""
-    return {
-        "Authorization": f"Bearer {api_key}",
-        "User-Agent": USER_AGENT,
-        "X-Client-Request-Id": client_request_id,
-        "Accept": "application/json",
-    }
+def client_headers(api_key: str) -> dict[str, str]:
+    """Headers the HTTP client sends on every call. The key lives only here and in the client, never in logs."""
+    return {"Authorization": f"Bearer {api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"}
+
+
+def call_headers(client_request_id: str) -> dict[str, str]:
+    """Headers of one call: the id that traces it in the API's logs."""
+    return {"X-Client-Request-Id": client_request_id}
 
 
 def client_request_id(*parts: object) -> str:

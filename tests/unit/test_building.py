@@ -13,7 +13,8 @@ from airflow_provider_aiml.exceptions import AimlParameterError
 from airflow_provider_aiml.hooks.building import (
     CLIENT_REQUEST_ID_MAX,
     build_chat_body,
-    build_headers,
+    call_headers,
+    client_headers,
     client_request_id,
     new_client_request_id,
     validate_messages,
@@ -454,12 +455,12 @@ def test_bad_messages_are_rejected_with_their_location(messages, fragment):
 
 
 def test_headers_are_exactly_these():
-    assert build_headers("sk-abc", "dag:task:run:1") == {
+    assert client_headers("sk-abc") == {
         "Authorization": "Bearer sk-abc",
         "User-Agent": f"airflow-provider-aiml/{__version__}",
-        "X-Client-Request-Id": "dag:task:run:1",
         "Accept": "application/json",
     }
+    assert call_headers("dag:task:run:1") == {"X-Client-Request-Id": "dag:task:run:1"}
 
 
 # --- client request ids --------------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 from airflow_provider_aiml import __version__
 from airflow_provider_aiml.get_provider_info import get_provider_info
@@ -62,3 +64,19 @@ def test_importing_the_operator_is_cheap_and_touches_no_network():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "RESULT []" in out.splitlines()
+
+
+def test_airflow_providers_list_shows_the_provider():
+    airflow = Path(sys.executable).with_name("airflow")
+    listed = subprocess.run(
+        [str(airflow), "providers", "list", "-o", "json"], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    table = next(line for line in listed.splitlines() if line.startswith("[{"))  # log lines may come first
+    ours = [item for item in json.loads(table) if item["package_name"] == "airflow-provider-aiml"]
+    assert ours == [
+        {
+            "package_name": "airflow-provider-aiml",
+            "description": get_provider_info()["description"],
+            "version": __version__,
+        }
+    ]
