@@ -76,7 +76,7 @@ def test_airflow_providers_list_shows_the_provider():
     assert ours == [
         {
             "package_name": "airflow-provider-aiml",
-            "description": get_provider_info()["description"],
+            "description": get_provider_info()["description"].rstrip("."),  # the CLI drops a final full stop
             "version": __version__,
         }
     ]
