@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import conf
 
-from airflow_provider_aiml.hooks.aiml import AimlApiHook
-from airflow_provider_aiml.hooks.building import client_request_id
-from airflow_provider_aiml.messages import ImageSource, build_messages
-from airflow_provider_aiml.models import GENERATION_PARAMETERS, ChatCompletionResult, StreamDelta
+from airflow_provider_aiml.exceptions import AimlOutputParseError
+from airflow_provider_aiml.hooks.building import build_chat_body
+from airflow_provider_aiml.messages import build_messages
+from airflow_provider_aiml.models import ChatCompletionResult, StreamDelta, Usage
+from airflow_provider_aiml.operators._base import AimlBaseOperator, result_xcom_values, task_client_request_id
 from airflow_provider_aiml.operators._stream_log import StreamLogWriter
-from airflow_provider_aiml.output import decode_json, wants_json
+from airflow_provider_aiml.structured import reask_messages
+from airflow_provider_aiml.triggers.aiml import AimlChatTrigger, result_from_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-OPERATOR_PARAMETERS = tuple(name for name in GENERATION_PARAMETERS if name not in ("prediction", "stream_options"))
-"""Generation parameters the operator takes as keyword arguments (by their API names)."""
+__all__ = ["AimlChatCompletionOperator", "result_xcom_values", "task_client_request_id"]
 
 
-class AimlChatCompletionOperator(BaseOperator):
+class AimlChatCompletionOperator(AimlBaseOperator):
     """Ask an AI/ML API chat model one question and hand the answer to downstream tasks.
 
     Give exactly one of ``prompt`` (a user message; ``system_prompt`` is put before it and ``images`` are
@@ -30,24 +30,16 @@ class AimlChatCompletionOperator(BaseOperator):
 
     XCom: ``return_value`` and ``content`` hold the answer text, ``reasoning`` the model's thinking ("" when it
     gives none), ``usage`` the token counts and cost, ``response`` the ids and finish reason, and ``parsed`` the
-    decoded JSON when ``response_format`` asks for JSON.
+    decoded JSON when ``response_format`` asks for JSON or ``output_type`` is set.
 
-    :param aiml_conn_id: connection of type ``aimlapi``.
-    :param model: model id; the connection's default model when not set. Templated.
     :param prompt: the user's message, or the path of a ``.j2``/``.jinja2``/``.txt`` template file. Templated.
-    :param system_prompt: instructions put before the prompt. Templated.
-    :param images: image URLs or local file paths (sent inline as base64), or ``{"url"|"path", "detail"}``
-        mappings, attached to the prompt. Templated.
     :param messages: a full message list instead of ``prompt``. Templated.
-    :param response_format: ``{"type": "json_object"}`` or ``{"type": "json_schema", "json_schema": {...}}`` to
-        get JSON (decoded into XCom ``parsed``). Templated.
     :param stream: stream the answer, logging reasoning and answer while they arrive.
-    :param extra_body: model-specific keys merged into the request (``enable_thinking``, ``thinking_budget``,
-        ``reasoning_effort``, ...). Templated.
+    :param deferrable: release the worker slot while the model thinks: the call runs in the triggerer and the
+        task resumes to push the same XCom values. Defaults to ``[operators] default_deferrable``.
 
-    The generation parameters (``max_completion_tokens``, ``max_tokens``, ``temperature``, ``top_p``, ``stop``,
-    ``frequency_penalty``, ``presence_penalty``, ``seed``, ``repetition_penalty``, ``tools``, ``tool_choice``,
-    ``parallel_tool_calls``) keep their API names and are checked against the documented ranges before the call.
+    Every other argument (connection, model, images, response format, typed output, generation parameters,
+    ``extra_body``) is described on :class:`~airflow_provider_aiml.operators._base.AimlBaseOperator`.
     """
 
     template_fields: Sequence[str] = (
@@ -72,62 +64,17 @@ class AimlChatCompletionOperator(BaseOperator):
     def __init__(
         self,
         *,
-        aiml_conn_id: str = AimlApiHook.default_conn_name,
-        model: str | None = None,
         prompt: str | None = None,
-        system_prompt: str | None = None,
-        images: ImageSource | Sequence[ImageSource] | None = None,
         messages: Sequence[Mapping[str, Any]] | None = None,
-        response_format: Mapping[str, Any] | None = None,
         stream: bool = False,
-        max_completion_tokens: int | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        stop: str | Sequence[str] | None = None,
-        frequency_penalty: float | None = None,
-        presence_penalty: float | None = None,
-        seed: int | None = None,
-        repetition_penalty: float | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        tool_choice: str | Mapping[str, Any] | None = None,
-        parallel_tool_calls: bool | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.aiml_conn_id = aiml_conn_id
-        self.model = model
         self.prompt = prompt
-        self.system_prompt = system_prompt
-        self.images = images
         self.messages = messages
-        self.response_format = response_format
         self.stream = stream
-        self.extra_body = extra_body
-        self.max_completion_tokens = max_completion_tokens
-        self.max_tokens = max_tokens
-        self.temperature = temperature
-        self.top_p = top_p
-        self.stop = stop
-        self.frequency_penalty = frequency_penalty
-        self.presence_penalty = presence_penalty
-        self.seed = seed
-        self.repetition_penalty = repetition_penalty
-        self.tools = tools
-        self.tool_choice = tool_choice
-        self.parallel_tool_calls = parallel_tool_calls
-
-    @cached_property
-    def hook(self) -> AimlApiHook:
-        """The hook of this task (one HTTP client per task)."""
-        return AimlApiHook(aiml_conn_id=self.aiml_conn_id)
-
-    def generation_params(self) -> dict[str, Any]:
-        """The generation parameters that are set, by their API names."""
-        params = {name: getattr(self, name) for name in OPERATOR_PARAMETERS}
-        params["response_format"] = self.response_format
-        return {name: value for name, value in params.items() if value is not None}
+        self.deferrable = deferrable
 
     def build_messages(self) -> list[dict[str, Any]]:
         """The message list of this task, from ``prompt`` (+ system prompt and images) or ``messages``."""
@@ -140,23 +87,44 @@ class AimlChatCompletionOperator(BaseOperator):
             base_dirs=base_dirs,
         )
 
-    def execute(self, context: Context) -> str:
+    def execute(self, context: Context) -> Any:
+        self.check_output_settings()
         messages = self.build_messages()
         request_id = task_client_request_id(context)
+        if self.deferrable:
+            self._defer(messages, request_id, attempt=0, spent=Usage())
         self.log.info("Calling the AI/ML API (client request id %s)", request_id)
-        call_args: dict[str, Any] = {
+        result = self._ask(messages, request_id)
+        return self._conclude(context, messages, request_id, result, attempt=0, spent=Usage())
+
+    def execute_complete(
+        self,
+        context: Context,
+        event: dict[str, Any],
+        messages: list[dict[str, Any]],
+        request_id: str,
+        attempt: int = 0,
+        spent: dict[str, Any] | None = None,
+    ) -> Any:
+        """Resume after the triggerer made the call: push the same XCom values as a direct call."""
+        result = result_from_event(event)
+        return self._conclude(context, messages, request_id, result, attempt, Usage(**(spent or {})))
+
+    # --- the call and its outcome ---------------------------------------------------------------------------
+
+    def _call_args(self, request_id: str) -> dict[str, Any]:
+        return {
             "model": self.model or None,
             "client_request_id": request_id,
             "extra_body": self.extra_body,
             **self.generation_params(),
         }
-        result = self._stream(messages, call_args) if self.stream else self.hook.chat_completion(messages, **call_args)
-        self.push_result(context, result)
-        return result.content
 
-    def _stream(self, messages: list[dict[str, Any]], call_args: dict[str, Any]) -> ChatCompletionResult:
+    def _ask(self, messages: list[dict[str, Any]], request_id: str) -> ChatCompletionResult:
+        if not self.stream:
+            return self.hook.chat_completion(messages, **self._call_args(request_id))
         writer = StreamLogWriter(self.log)
-        for item in self.hook.stream_chat_completion(messages, **call_args):
+        for item in self.hook.stream_chat_completion(messages, **self._call_args(request_id)):
             if isinstance(item, StreamDelta):
                 writer.write(item)
             else:
@@ -164,33 +132,66 @@ class AimlChatCompletionOperator(BaseOperator):
                 return item
         raise AssertionError("the stream ended without a result")  # pragma: no cover - the hook always yields one
 
-    def push_result(self, context: Context, result: ChatCompletionResult) -> None:
-        """Push ``content``, ``reasoning``, ``usage``, ``response`` (and ``parsed``) to XCom.
+    def _defer(self, messages: list[dict[str, Any]], request_id: str, *, attempt: int, spent: Usage) -> None:
+        args = self._call_args(request_id)
+        # Validate here, so bad input fails the task before it is handed to the triggerer.
+        build_chat_body(
+            args["model"] or "connection-default",
+            messages,
+            self.generation_params(),
+            stream=False,
+            extra_body=self.extra_body,
+        )
+        self.log.info("Deferring the AI/ML API call %s to the triggerer", request_id)
+        self.defer(
+            trigger=AimlChatTrigger(aiml_conn_id=self.aiml_conn_id, messages=messages, **args),
+            method_name="execute_complete",
+            kwargs={"messages": messages, "request_id": request_id, "attempt": attempt, "spent": spent.model_dump()},
+        )
 
-        The raw answer is pushed before the JSON is decoded, so a task that fails on bad JSON keeps it.
-        """
+    def _conclude(
+        self,
+        context: Context,
+        messages: list[dict[str, Any]],
+        request_id: str,
+        result: ChatCompletionResult,
+        attempt: int,
+        spent: Usage,
+    ) -> Any:
+        """Push the answer, then decode it; an invalid typed answer is re-asked while retries remain."""
+        total = spent + result.usage
+        self.push_result(context, result, total)
+        try:
+            parsed = self.parse_answer(result.content)
+        except AimlOutputParseError as problem:
+            if attempt >= self.max_validation_retries:
+                raise
+            self.log.warning(
+                "Answer rejected (%s); asking again (validation retry %d of %d)",
+                problem.message,
+                attempt + 1,
+                self.max_validation_retries,
+            )
+            follow_up = reask_messages(messages, result.content, problem)
+            if self.deferrable:
+                self._defer(follow_up, request_id, attempt=attempt + 1, spent=total)
+            retried = self._ask(follow_up, request_id)
+            return self._conclude(context, follow_up, request_id, retried, attempt + 1, total)
+        if parsed is not None and self.do_xcom_push:
+            context["ti"].xcom_push(key="parsed", value=parsed)
+        return self.return_value(result, parsed)
+
+    def return_value(self, result: ChatCompletionResult, parsed: Any) -> Any:
+        """What the task returns (XCom ``return_value``): the answer text."""
+        return result.content
+
+    def push_result(self, context: Context, result: ChatCompletionResult, total: Usage | None = None) -> None:
+        """Push ``content``, ``reasoning``, ``usage`` and ``response`` (before any decoding can fail)."""
+        if not self.do_xcom_push:
+            return
         values = result_xcom_values(result)
-        if self.do_xcom_push:
-            ti = context["ti"]
-            for key, value in values.items():
-                ti.xcom_push(key=key, value=value)
-        if wants_json(self.response_format):
-            parsed = decode_json(result.content)
-            if self.do_xcom_push:
-                context["ti"].xcom_push(key="parsed", value=parsed)
-
-
-def result_xcom_values(result: ChatCompletionResult) -> dict[str, Any]:
-    """The XCom values of one answer, keyed as the operators push them."""
-    return {
-        "content": result.content,
-        "reasoning": result.reasoning,
-        "usage": result.usage.model_dump(),
-        "response": result.response_summary(),
-    }
-
-
-def task_client_request_id(context: Context) -> str:
-    """The ``X-Client-Request-Id`` of a task's calls: DAG, task, run, map index and try, in the API's alphabet."""
-    ti = context["ti"]
-    return client_request_id(ti.dag_id, ti.task_id, ti.run_id, ti.map_index, ti.try_number)
+        if total is not None:
+            values["usage"] = total.model_dump()
+        ti = context["ti"]
+        for key, value in values.items():
+            ti.xcom_push(key=key, value=value)

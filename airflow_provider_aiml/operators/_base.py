@@ -1,0 +1,140 @@
+"""What the chat and batch operators share: connection, model, generation parameters and output handling."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from pydantic import BaseModel
+
+from airflow_provider_aiml.exceptions import AimlParameterError
+from airflow_provider_aiml.hooks.aiml import AimlApiHook
+from airflow_provider_aiml.hooks.building import client_request_id
+from airflow_provider_aiml.messages import ImageSource
+from airflow_provider_aiml.models import GENERATION_PARAMETERS, ChatCompletionResult
+from airflow_provider_aiml.structured import check_output_type, parse_output, response_format_for
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+OPERATOR_PARAMETERS = tuple(
+    name for name in GENERATION_PARAMETERS if name not in ("response_format", "prediction", "stream_options")
+)
+"""Generation parameters the operators take as keyword arguments (by their API names)."""
+
+
+class AimlBaseOperator(BaseOperator):
+    """Arguments common to the AI/ML API operators.
+
+    :param aiml_conn_id: connection of type ``aimlapi``.
+    :param model: model id; the connection's default model when not set. Templated.
+    :param system_prompt: instructions put before the prompt. Templated.
+    :param images: image URLs or local file paths (sent inline as base64), or ``{"url"|"path", "detail"}``
+        mappings, attached to the prompt. Templated.
+    :param response_format: ``{"type": "json_object"}`` or ``{"type": "json_schema", "json_schema": {...}}`` to
+        get JSON, decoded into XCom ``parsed``. Templated.
+    :param output_type: a pydantic model class; its JSON schema is sent as a strict ``json_schema`` format and
+        the answer is validated into it (``parsed`` holds ``model_dump(mode="json")``).
+    :param max_validation_retries: with ``output_type``, how many times to show the model its invalid answer
+        and ask again (each one is a billed call).
+    :param extra_body: model-specific keys merged into the request (``enable_thinking``, ``thinking_budget``,
+        ``reasoning_effort``, ...). Templated.
+
+    The generation parameters (``max_completion_tokens``, ``max_tokens``, ``temperature``, ``top_p``, ``stop``,
+    ``frequency_penalty``, ``presence_penalty``, ``seed``, ``repetition_penalty``, ``tools``, ``tool_choice``,
+    ``parallel_tool_calls``) keep their API names and are checked against the documented ranges before any call.
+    """
+
+    def __init__(
+        self,
+        *,
+        aiml_conn_id: str = AimlApiHook.default_conn_name,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        images: ImageSource | Sequence[ImageSource] | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        output_type: type[BaseModel] | None = None,
+        max_validation_retries: int = 0,
+        extra_body: Mapping[str, Any] | None = None,
+        max_completion_tokens: int | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        stop: str | Sequence[str] | None = None,
+        frequency_penalty: float | None = None,
+        presence_penalty: float | None = None,
+        seed: int | None = None,
+        repetition_penalty: float | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.aiml_conn_id = aiml_conn_id
+        self.model = model
+        self.system_prompt = system_prompt
+        self.images = images
+        self.response_format = response_format
+        self.output_type = output_type
+        self.max_validation_retries = max_validation_retries
+        self.extra_body = extra_body
+        self.max_completion_tokens = max_completion_tokens
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.top_p = top_p
+        self.stop = stop
+        self.frequency_penalty = frequency_penalty
+        self.presence_penalty = presence_penalty
+        self.seed = seed
+        self.repetition_penalty = repetition_penalty
+        self.tools = tools
+        self.tool_choice = tool_choice
+        self.parallel_tool_calls = parallel_tool_calls
+
+    @cached_property
+    def hook(self) -> AimlApiHook:
+        """The hook of this task (one HTTP client per task)."""
+        return AimlApiHook(aiml_conn_id=self.aiml_conn_id)
+
+    def check_output_settings(self) -> None:
+        """Reject a bad ``output_type``/``response_format`` combination or retry count, before any call."""
+        check_output_type(self.output_type, self.response_format)
+        retries = self.max_validation_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise AimlParameterError(f"max_validation_retries must be a whole number >= 0, got {retries!r}")
+
+    @property
+    def effective_response_format(self) -> Mapping[str, Any] | None:
+        """The response format sent: derived from ``output_type`` when one is given."""
+        if self.output_type is not None:
+            return response_format_for(self.output_type)
+        return self.response_format
+
+    def generation_params(self) -> dict[str, Any]:
+        """The generation parameters that are set, by their API names."""
+        params = {name: getattr(self, name) for name in OPERATOR_PARAMETERS}
+        params["response_format"] = self.effective_response_format
+        return {name: value for name, value in params.items() if value is not None}
+
+    def parse_answer(self, content: str) -> Any:
+        """``parsed`` for an answer: decoded JSON, validated into ``output_type`` when set; ``None`` otherwise."""
+        return parse_output(content, response_format=self.response_format, output_type=self.output_type)
+
+
+def result_xcom_values(result: ChatCompletionResult) -> dict[str, Any]:
+    """The XCom values of one answer, keyed as the operators push them."""
+    return {
+        "content": result.content,
+        "reasoning": result.reasoning,
+        "usage": result.usage.model_dump(),
+        "response": result.response_summary(),
+    }
+
+
+def task_client_request_id(context: Context) -> str:
+    """The ``X-Client-Request-Id`` of a task's calls: DAG, task, run, map index and try, in the API's alphabet."""
+    ti = context["ti"]
+    return client_request_id(ti.dag_id, ti.task_id, ti.run_id, ti.map_index, ti.try_number)
