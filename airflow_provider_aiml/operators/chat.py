@@ -97,18 +97,13 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         result = self._ask(messages, request_id)
         return self._conclude(context, messages, request_id, result, attempt=0, spent=Usage())
 
-    def execute_complete(
-        self,
-        context: Context,
-        event: dict[str, Any],
-        messages: list[dict[str, Any]],
-        request_id: str,
-        attempt: int = 0,
-        spent: dict[str, Any] | None = None,
-    ) -> Any:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the triggerer made the call: push the same XCom values as a direct call."""
+        state = event.get("resume_state") or {}
         result = result_from_event(event)
-        return self._conclude(context, messages, request_id, result, attempt, Usage(**(spent or {})))
+        return self._conclude(
+            context, event["messages"], state["request_id"], result, state["attempt"], Usage(**state["spent"])
+        )
 
     # --- the call and its outcome ---------------------------------------------------------------------------
 
@@ -143,10 +138,11 @@ class AimlChatCompletionOperator(AimlBaseOperator):
             extra_body=self.extra_body,
         )
         self.log.info("Deferring the AI/ML API call %s to the triggerer", request_id)
+        # The resumed task gets this back in the trigger's event (dag.test() drops defer kwargs).
+        state = {"request_id": request_id, "attempt": attempt, "spent": spent.model_dump()}
         self.defer(
-            trigger=AimlChatTrigger(aiml_conn_id=self.aiml_conn_id, messages=messages, **args),
+            trigger=AimlChatTrigger(aiml_conn_id=self.aiml_conn_id, messages=messages, resume_state=state, **args),
             method_name="execute_complete",
-            kwargs={"messages": messages, "request_id": request_id, "attempt": attempt, "spent": spent.model_dump()},
         )
 
     def _conclude(

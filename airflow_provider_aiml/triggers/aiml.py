@@ -30,9 +30,12 @@ class AimlChatTrigger(BaseTrigger):
         model: str | None = None,
         client_request_id: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        resume_state: Mapping[str, Any] | None = None,
         **params: Any,
     ) -> None:
         super().__init__()
+        self.resume_state = dict(resume_state or {})
+        """What the resumed task needs besides the result; echoed back in the event (JSON-able, no secrets)."""
         self.aiml_conn_id = aiml_conn_id
         self.messages = [dict(message) for message in messages]
         self.model = model
@@ -49,6 +52,7 @@ class AimlChatTrigger(BaseTrigger):
                 "model": self.model,
                 "client_request_id": self.client_request_id,
                 "extra_body": self.extra_body,
+                "resume_state": self.resume_state,
                 **self.params,
             },
         )
@@ -65,11 +69,15 @@ class AimlChatTrigger(BaseTrigger):
                 extra_body=self.extra_body,
                 **self.params,
             )
-            yield TriggerEvent({"status": "success", "result": result.model_dump(mode="json", exclude={"raw"})})
+            payload = result.model_dump(mode="json", exclude={"raw"})
+            yield TriggerEvent({"status": "success", "result": payload, **self._echo()})
         except AimlApiError as error:
-            yield TriggerEvent({"status": "error", "error": error_to_event(error)})
+            yield TriggerEvent({"status": "error", "error": error_to_event(error), **self._echo()})
         finally:
             await hook.aclose()
+
+    def _echo(self) -> dict[str, Any]:
+        return {"messages": self.messages, "resume_state": self.resume_state}
 
 
 def error_to_event(error: AimlApiError) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import DAG
+from pydantic import BaseModel, Field
 
 from airflow_provider_aiml.operators.chat import AimlChatCompletionOperator
 
@@ -110,3 +111,32 @@ with _dag("aiml_test_tool_call"):
             }
         ],
     )
+
+
+class Invoice(BaseModel):
+    """An invoice's key fields."""
+
+    vendor: str
+    total: float = Field(ge=0)
+    currency: str
+
+
+with _dag("aiml_test_output_type"):
+    AimlChatCompletionOperator(
+        task_id="chat", prompt="Extract the invoice: ACME, 12.50 EUR.", output_type=Invoice, max_validation_retries=1
+    )
+
+with _dag("aiml_test_deferrable"):
+    AimlChatCompletionOperator(task_id="chat", prompt=LONG_PROMPT, deferrable=True)
+
+with _dag("aiml_test_deferrable_output_type"):
+    AimlChatCompletionOperator(
+        task_id="chat",
+        prompt="Extract the invoice: ACME, 12.50 EUR.",
+        output_type=Invoice,
+        max_validation_retries=1,
+        deferrable=True,
+    )
+
+with _dag("aiml_test_deferrable_invalid"):
+    AimlChatCompletionOperator(task_id="chat", prompt="Hello", top_p=3, deferrable=True)
