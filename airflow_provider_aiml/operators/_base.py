@@ -97,6 +97,10 @@ class AimlBaseOperator(BaseOperator):
     @cached_property
     def hook(self) -> AimlApiHook:
         """The hook of this task (one HTTP client per task)."""
+        return self.make_hook()
+
+    def make_hook(self) -> AimlApiHook:
+        """Create the task's hook."""
         return AimlApiHook(aiml_conn_id=self.aiml_conn_id)
 
     def check_output_settings(self) -> None:

@@ -1,0 +1,1 @@
+"""Batch enrichment: many chat completions inside one task, with bounded concurrency, limits, budgets and resume."""

@@ -1,0 +1,333 @@
+"""Runs the calls of a batch on the async client: bounded, paced, within budget, resumable.
+
+Each record is tried until it succeeds or the retry policy gives up; a 429 slows the whole batch down. Before a
+call is started the token and cost budgets are checked against what was spent plus what the calls in flight
+will likely spend; once a budget would be passed no new call starts, the ones in flight finish, and every
+result obtained is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_aiml.batch.checkpoint import Checkpoint
+from airflow_provider_aiml.batch.limits import AdaptiveConcurrency, RateLimits
+from airflow_provider_aiml.exceptions import AimlApiError, AimlOutputParseError
+from airflow_provider_aiml.hooks.aiml import AimlApiHook
+from airflow_provider_aiml.hooks.building import client_request_id
+from airflow_provider_aiml.hooks.retry import RetryPolicy
+from airflow_provider_aiml.models import ChatCompletionResult, Usage
+from airflow_provider_aiml.structured import reask_messages
+
+RETRIES_LOGGED_ONE_BY_ONE = 5
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One record's request."""
+
+    index: int
+    messages: list[dict[str, Any]]
+    fingerprint: str
+    """A hash of everything that shapes the request: a changed prompt or parameter invalidates a checkpoint."""
+    estimated_tokens: float = 0.0
+
+
+@dataclass
+class RecordOutcome:
+    """What became of one record."""
+
+    index: int
+    content: str | None = None
+    reasoning: str = ""
+    usage: Usage = field(default_factory=Usage)
+    parsed: Any = None
+    error: str | None = None
+    resumed: bool = False
+    """Taken from the checkpoint instead of being asked again."""
+
+    def to_xcom(self, with_parsed: bool) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "index": self.index,
+            "content": self.content,
+            "reasoning": self.reasoning,
+            "usage": self.usage.model_dump(),
+        }
+        if with_parsed:
+            item["parsed"] = self.parsed
+        item["error"] = self.error
+        return item
+
+    def to_checkpoint(self, fingerprint: str) -> dict[str, Any]:
+        return {**self.to_xcom(with_parsed=True), "fingerprint": fingerprint}
+
+    @classmethod
+    def from_checkpoint(cls, entry: Mapping[str, Any]) -> RecordOutcome:
+        return cls(
+            index=int(entry["index"]),
+            content=entry.get("content"),
+            reasoning=entry.get("reasoning") or "",
+            usage=Usage.model_validate(entry.get("usage") or {}),
+            parsed=entry.get("parsed"),
+            resumed=True,
+        )
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """How the batch may spend: concurrency, per-minute limits, budgets."""
+
+    concurrency: int = 8
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    max_total_tokens: int | None = None
+    max_cost_usd: float | None = None
+    rate_window_s: float = 60.0
+
+
+@dataclass
+class BatchReport:
+    """The outcome of a whole batch, aligned with its inputs."""
+
+    outcomes: list[RecordOutcome]
+    stop_reason: str | None
+    requests: int
+    elapsed_s: float
+
+    @property
+    def failed(self) -> list[RecordOutcome]:
+        return [outcome for outcome in self.outcomes if outcome.error is not None]
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for outcome in self.outcomes:
+            total = total + outcome.usage
+        return total
+
+
+class BatchRunner:
+    """Works through the records of one batch task."""
+
+    def __init__(
+        self,
+        hook: AimlApiHook,
+        items: list[BatchItem],
+        *,
+        total: int,
+        call_kwargs: Mapping[str, Any],
+        request_id_prefix: str,
+        limits: BatchLimits,
+        retry_policy: RetryPolicy,
+        parse: Callable[[str], Any],
+        max_validation_retries: int = 0,
+        checkpoint: Checkpoint | None = None,
+        resumed: Mapping[int, RecordOutcome] | None = None,
+        progress_interval: float = 15.0,
+        log: Any,
+    ) -> None:
+        self.hook = hook
+        self.total = total
+        self.call_kwargs = dict(call_kwargs)
+        self.request_id_prefix = request_id_prefix
+        self.limits = limits
+        self.retry_policy = retry_policy
+        self.parse = parse
+        self.max_validation_retries = max_validation_retries
+        self.checkpoint = checkpoint
+        self.progress_interval = progress_interval
+        self.log = log
+        self.outcomes: dict[int, RecordOutcome] = dict(resumed or {})
+        self._queue = deque(items)
+        self._gate = AdaptiveConcurrency(limits.concurrency)
+        self._rates = RateLimits(limits.requests_per_minute, limits.tokens_per_minute, window=limits.rate_window_s)
+        self._resumed_count = len(self.outcomes)
+        self._spent = Usage()
+        self._calls_done = 0
+        self._requests = 0
+        self._retries = 0
+        self._failures = 0
+        self._stop_reason: str | None = None
+        self._started = time.monotonic()
+
+    async def run(self) -> BatchReport:
+        """Run every pending record; returns when all settled or a budget stopped the batch."""
+        self._started = time.monotonic()
+        pending = len(self._queue)
+        self.log.info(
+            "Batch of %d records: %d to ask, %d taken from the checkpoint; concurrency %d",
+            self.total,
+            pending,
+            self._resumed_count,
+            self.limits.concurrency,
+        )
+        if pending:
+            await self.hook.get_async_conn()  # create the clients once, before the workers race for them
+            progress = asyncio.create_task(self._report_progress())
+            try:
+                await asyncio.gather(*(self._work() for _ in range(min(self.limits.concurrency, pending))))
+            finally:
+                progress.cancel()
+                await self.hook.aclose()
+                if self.checkpoint is not None:
+                    self.checkpoint.close()
+        for item in self._queue:
+            self.outcomes[item.index] = RecordOutcome(index=item.index, error=f"not run: {self._stop_reason}")
+        self._log_progress(final=True)
+        ordered = [self.outcomes[index] for index in sorted(self.outcomes)]
+        return BatchReport(ordered, self._stop_reason, self._requests, time.monotonic() - self._started)
+
+    async def _work(self) -> None:
+        while self._queue and self._stop_reason is None:
+            item = self._queue.popleft()
+            outcome = await self._process(item)
+            if outcome is None:  # a budget stopped the batch before this record's first call
+                self._queue.appendleft(item)
+                return
+            self._settle(item, outcome)
+
+    async def _process(self, item: BatchItem) -> RecordOutcome | None:
+        messages = item.messages
+        spent = Usage()
+        attempt = validation_attempt = 0
+        while True:
+            refusal = self._over_budget()
+            if refusal is not None:
+                self._stop_reason = self._stop_reason or refusal
+                if attempt == 0 and validation_attempt == 0:
+                    return None
+                return RecordOutcome(index=item.index, usage=spent, error=f"stopped: {refusal}")
+            attempt += 1
+            result = await self._call(item, messages, attempt)
+            if isinstance(result, AimlApiError):
+                delay = self.retry_policy.delay_before_retry(result, attempt)
+                if delay is None:
+                    return RecordOutcome(index=item.index, usage=spent, error=str(result))
+                self._note_retry(item, result, attempt, delay)
+                await asyncio.sleep(delay)
+                continue
+            spent = spent + result.usage
+            try:
+                parsed = self.parse(result.content)
+            except AimlOutputParseError as problem:
+                if validation_attempt >= self.max_validation_retries:
+                    return RecordOutcome(
+                        index=item.index,
+                        content=result.content,
+                        reasoning=result.reasoning,
+                        usage=spent,
+                        error=str(problem),
+                    )
+                validation_attempt += 1
+                attempt = 0
+                messages = reask_messages(messages, result.content, problem)
+                continue
+            return RecordOutcome(
+                index=item.index, content=result.content, reasoning=result.reasoning, usage=spent, parsed=parsed
+            )
+
+    async def _call(
+        self, item: BatchItem, messages: list[dict[str, Any]], attempt: int
+    ) -> ChatCompletionResult | AimlApiError:
+        await self._rates.admit(item.estimated_tokens)
+        await self._gate.acquire()
+        self._requests += 1
+        rate_limited_for: float | None = None
+        try:
+            result = await self.hook.achat_completion(
+                messages,
+                client_request_id=client_request_id(self.request_id_prefix, f"r{item.index}"),
+                **self.call_kwargs,
+            )
+        except AimlApiError as error:
+            if error.status_code == 429:
+                rate_limited_for = self.retry_policy.delay_before_retry(error, attempt) or 0.0
+            return error
+        else:
+            self._account(result.usage)
+            self._rates.correct_tokens(item.estimated_tokens, result.usage.total_tokens)
+            return result
+        finally:
+            await self._gate.release(rate_limited_for=rate_limited_for)
+
+    def _account(self, usage: Usage) -> None:
+        self._spent = self._spent + usage
+        self._calls_done += 1
+
+    def _over_budget(self) -> str | None:
+        """Why no new call may start, or ``None``: budgets are checked against spent + likely in-flight spend."""
+        if self._stop_reason is not None:
+            return self._stop_reason
+        upcoming = self._gate.in_flight + 1
+        calls = max(self._calls_done, 1)
+        tokens_cap = self.limits.max_total_tokens
+        if tokens_cap is not None and self._calls_done:
+            likely = self._spent.total_tokens + upcoming * self._spent.total_tokens / calls
+            if likely > tokens_cap:
+                return f"the token budget of {tokens_cap:,} would be passed ({self._spent.total_tokens:,} spent)"
+        cost_cap = self.limits.max_cost_usd
+        if cost_cap is not None and self._calls_done:
+            if self._spent.usd_spent is None:
+                return "the cost budget cannot be enforced: the API reported no cost for the calls so far"
+            likely_usd = self._spent.usd_spent + upcoming * self._spent.usd_spent / calls
+            if likely_usd > cost_cap:
+                return f"the cost budget of ${cost_cap:g} would be passed (${self._spent.usd_spent:.6f} spent)"
+        return None
+
+    def _note_retry(self, item: BatchItem, error: AimlApiError, attempt: int, delay: float) -> None:
+        self._retries += 1
+        if self._retries <= RETRIES_LOGGED_ONE_BY_ONE:
+            self.log.warning(
+                "Record %d: %s; retry %d of %d in %.1fs%s",
+                item.index,
+                error.message,
+                attempt,
+                self.retry_policy.max_retries,
+                delay,
+                " (the progress lines count further retries)" if self._retries == RETRIES_LOGGED_ONE_BY_ONE else "",
+            )
+
+    def _settle(self, item: BatchItem, outcome: RecordOutcome) -> None:
+        self.outcomes[item.index] = outcome
+        if outcome.error is not None:
+            self._failures += 1
+        elif self.checkpoint is not None:
+            self.checkpoint.append(outcome.to_checkpoint(item.fingerprint))
+
+    async def _report_progress(self) -> None:
+        while True:
+            await asyncio.sleep(self.progress_interval)
+            self._log_progress()
+
+    def _log_progress(self, *, final: bool = False) -> None:
+        done = len(self.outcomes) - self._resumed_count
+        asked = self.total - self._resumed_count
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        rate = done / elapsed
+        remaining = asked - done
+        eta = f"{remaining / rate:.0f}s" if rate > 0 and remaining > 0 else "-"
+        usage = self._spent
+        cost = f"${usage.usd_spent:.6f}" if usage.usd_spent is not None else "unknown"
+        self.log.info(
+            "%s %d/%d done (%d failed), %.1f records/s, ETA %s, tokens %d (reasoning %d), cost %s, "
+            "%d requests, %d retries (%d rate-limited), %d in flight, concurrency limit %d",
+            "Batch finished:" if final else "Batch progress:",
+            done,
+            asked,
+            self._failures,
+            rate,
+            eta,
+            usage.total_tokens,
+            usage.reasoning_tokens,
+            cost,
+            self._requests,
+            self._retries,
+            self._gate.rate_limited,
+            self._gate.in_flight,
+            int(self._gate.limit),
+        )

@@ -1,0 +1,325 @@
+"""``AimlBatchChatCompletionOperator``: one model call per record, many records in one task."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+from collections.abc import Coroutine, Iterable, Mapping, Sequence, Sized
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+
+from airflow_provider_aiml.batch.checkpoint import Checkpoint
+from airflow_provider_aiml.batch.runner import BatchItem, BatchLimits, BatchReport, BatchRunner, RecordOutcome
+from airflow_provider_aiml.exceptions import AimlApiError, AimlParameterError
+from airflow_provider_aiml.hooks.aiml import AimlApiHook
+from airflow_provider_aiml.hooks.building import build_chat_body, validate_messages
+from airflow_provider_aiml.hooks.retry import RetryPolicy
+from airflow_provider_aiml.messages import build_messages
+from airflow_provider_aiml.operators._base import AimlBaseOperator, task_client_request_id
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+T = TypeVar("T")
+OnError = Literal["fail", "continue"]
+
+
+class AimlBatchError(AimlApiError):
+    """A batch ended with failed or unrun records; the results obtained are in XCom all the same."""
+
+
+class AimlBatchChatCompletionOperator(AimlBaseOperator):
+    """Enrich many records in one task: one chat completion per record, run concurrently on the async client.
+
+    Give ``inputs`` (a list of strings or dicts, usually an upstream XCom) and either ``prompt`` (a Jinja
+    template per record, or the path of a ``.j2``/``.jinja2``/``.txt`` file) or ``messages`` (a message list
+    template per record). The templates see the record as ``record``, its position as ``index``, and the whole
+    task context (``ds``, ``params``, ...). ``images`` is rendered per record too.
+
+    XCom ``return_value`` is a list aligned with ``inputs``: ``{index, content, reasoning, usage, parsed?, error}``
+    per record (``parsed`` when JSON is asked for). XCom ``usage`` holds the batch totals and ``batch`` the counts.
+
+    :param inputs: the records. Templated.
+    :param prompt: the per-record prompt template.
+    :param messages: the per-record message list template, instead of ``prompt``.
+    :param concurrency: calls in flight at most (a 429 lowers it for a while).
+    :param max_requests_per_minute: start at most this many calls in any minute.
+    :param max_tokens_per_minute: let at most this many tokens be used in any minute (estimated when starting
+        a call, corrected by the usage reported).
+    :param max_total_tokens: token budget: no new call starts once it would be passed; the task then fails
+        with every result kept.
+    :param max_cost_usd: cost budget in US dollars, like ``max_total_tokens``.
+    :param on_error: ``"fail"``: failed records fail the task after the batch settles (results still pushed);
+        ``"continue"``: failed records carry ``error`` and the task succeeds.
+    :param checkpoint_path: a local path or an ``ObjectStoragePath`` URL (templated, e.g. with ``{{ run_id }}``);
+        finished records are written there as they complete and a retried task skips them.
+    :param progress_interval: seconds between progress lines in the task log.
+
+    Connection, model, system prompt, response format, typed output and generation parameters are those of
+    :class:`~airflow_provider_aiml.operators._base.AimlBaseOperator`.
+    """
+
+    template_fields: Sequence[str] = (
+        "inputs",
+        "system_prompt",
+        "model",
+        "response_format",
+        "extra_body",
+        "checkpoint_path",
+    )
+    template_fields_renderers = {"inputs": "json", "response_format": "json", "extra_body": "json"}
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        inputs: Sequence[Any] | str,
+        prompt: str | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        concurrency: int = 8,
+        max_requests_per_minute: float | None = None,
+        max_tokens_per_minute: float | None = None,
+        max_total_tokens: int | None = None,
+        max_cost_usd: float | None = None,
+        on_error: OnError = "fail",
+        checkpoint_path: str | None = None,
+        progress_interval: float = 15.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.inputs = inputs
+        self.prompt = prompt
+        self.messages = messages
+        self.concurrency = concurrency
+        self.max_requests_per_minute = max_requests_per_minute
+        self.max_tokens_per_minute = max_tokens_per_minute
+        self.max_total_tokens = max_total_tokens
+        self.max_cost_usd = max_cost_usd
+        self.on_error = on_error
+        self.checkpoint_path = checkpoint_path
+        self.progress_interval = progress_interval
+
+    def make_hook(self) -> AimlApiHook:
+        """A quiet hook that makes one try per call: the batch retries, paces and logs progress itself."""
+        return AimlApiHook(
+            aiml_conn_id=self.aiml_conn_id,
+            retry_policy=RetryPolicy(max_retries=0),
+            log_calls=False,
+            max_concurrency=self.concurrency,
+        )
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        self.check_output_settings()
+        limits = self._limits()
+        records = self._records()
+        items = self._build_items(context, records)
+        checkpoint, resumed = self._open_checkpoint(items)
+        retry_policy = RetryPolicy(max_retries=self.hook.settings.max_retries)
+        runner = BatchRunner(
+            self.hook,
+            [item for item in items if item.index not in resumed],
+            total=len(items),
+            call_kwargs=self._call_kwargs(),
+            request_id_prefix=task_client_request_id(context),
+            limits=limits,
+            retry_policy=retry_policy,
+            parse=self.parse_answer,
+            max_validation_retries=self.max_validation_retries,
+            checkpoint=checkpoint,
+            resumed=resumed,
+            progress_interval=self.progress_interval,
+            log=self.log,
+        )
+        report = _run(runner.run())
+        results = [outcome.to_xcom(self._with_parsed) for outcome in report.outcomes]
+        self._push(context, report, results, resumed=len(resumed))
+        self._raise_for(report)
+        return results
+
+    # --- preparing the records ------------------------------------------------------------------------------
+
+    def _limits(self) -> BatchLimits:
+        def positive(name: str, *, whole: bool = False, optional: bool = True) -> None:
+            value = getattr(self, name)
+            if value is None and optional:
+                return
+            kind = int if whole else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+                raise AimlParameterError(f"{name} must be a {'whole ' if whole else ''}number > 0, got {value!r}")
+
+        positive("concurrency", whole=True, optional=False)
+        positive("progress_interval", optional=False)
+        positive("max_requests_per_minute")
+        positive("max_tokens_per_minute")
+        positive("max_total_tokens", whole=True)
+        positive("max_cost_usd")
+        if self.on_error not in ("fail", "continue"):
+            raise AimlParameterError(f"on_error must be 'fail' or 'continue', got {self.on_error!r}")
+        return BatchLimits(
+            concurrency=self.concurrency,
+            requests_per_minute=self.max_requests_per_minute,
+            tokens_per_minute=self.max_tokens_per_minute,
+            max_total_tokens=self.max_total_tokens,
+            max_cost_usd=self.max_cost_usd,
+        )
+
+    def _records(self) -> list[Any]:
+        inputs = self.inputs
+        # Airflow's lazy XCom sequences are iterable and sized but not Sequence subclasses.
+        if (
+            isinstance(inputs, str | bytes | Mapping)
+            or not isinstance(inputs, Iterable)
+            or not isinstance(inputs, Sized)
+        ):
+            hint = ""
+            if isinstance(inputs, str):
+                hint = " (a templated list renders as text unless the DAG sets render_template_as_native_obj=True)"
+            raise AimlParameterError(
+                f"inputs must be a list of records (strings or dicts), got {type(inputs).__name__}{hint}"
+            )
+        return list(inputs)
+
+    def _build_items(self, context: Context, records: list[Any]) -> list[BatchItem]:
+        """Render and check every record before the first call, naming the record that is wrong."""
+        if (self.prompt is None) == (self.messages is None):
+            raise AimlParameterError(
+                "Give exactly one of 'prompt' (a per-record template) or 'messages' (a per-record message list)."
+            )
+        env = self.get_template_env()
+        base_dirs = [self.dag.folder] if self.has_dag() else []
+        params = self.generation_params()
+        budget_tokens = self.max_completion_tokens or self.max_tokens or 0
+        items = []
+        for index, record in enumerate(records):
+            scope = cast("Context", {**context, "record": record, "index": index})
+            try:
+                prompt = None if self.prompt is None else self.render_template(self.prompt, scope, env)
+                messages = None if self.messages is None else self.render_template(self.messages, scope, env)
+                images = None if self.images is None else self.render_template(self.images, scope, env)
+            except Exception as error:
+                raise AimlParameterError(
+                    f"record {index}: the template failed to render: {type(error).__name__}: {error}"
+                ) from None
+            try:
+                built = build_messages(
+                    prompt=prompt,
+                    messages=messages,
+                    system_prompt=self.system_prompt,
+                    images=images,
+                    base_dirs=base_dirs,
+                )
+                if index == 0:  # parameters are the same for every record: check them once
+                    build_chat_body(
+                        self.model or "connection-default", built, params, stream=False, extra_body=self.extra_body
+                    )
+                else:
+                    validate_messages(built)
+            except AimlParameterError as error:
+                raise AimlParameterError(f"record {index}: {error.message}") from None
+            items.append(
+                BatchItem(
+                    index,
+                    built,
+                    _fingerprint(self.model, built, params, self.extra_body),
+                    _estimate(built, budget_tokens),
+                )
+            )
+        return items
+
+    def _call_kwargs(self) -> dict[str, Any]:
+        return {"model": self.model or None, "extra_body": self.extra_body, **self.generation_params()}
+
+    @property
+    def _with_parsed(self) -> bool:
+        return self.effective_response_format is not None and self.effective_response_format.get("type") != "text"
+
+    def _open_checkpoint(self, items: list[BatchItem]) -> tuple[Checkpoint | None, dict[int, RecordOutcome]]:
+        if not self.checkpoint_path:
+            return None, {}
+        checkpoint = Checkpoint(self.checkpoint_path)
+        entries = checkpoint.load()
+        fingerprints = {item.index: item.fingerprint for item in items}
+        resumed = {
+            index: RecordOutcome.from_checkpoint(entry)
+            for index, entry in entries.items()
+            if fingerprints.get(index) == entry.get("fingerprint")
+        }
+        stale = len(entries) - len(resumed)
+        self.log.info(
+            "Checkpoint %s: %d finished records reused%s",
+            self.checkpoint_path,
+            len(resumed),
+            f", {stale} ignored because their record or parameters changed" if stale else "",
+        )
+        return checkpoint, resumed
+
+    # --- results --------------------------------------------------------------------------------------------
+
+    def _push(self, context: Context, report: BatchReport, results: list[dict[str, Any]], *, resumed: int) -> None:
+        if not self.do_xcom_push:
+            return
+        failed = report.failed
+        summary = {
+            "total": len(results),
+            "succeeded": len(results) - len(failed),
+            "failed": len(failed),
+            "not_run": sum(1 for outcome in failed if (outcome.error or "").startswith("not run")),
+            "resumed": resumed,
+            "requests": report.requests,
+            "elapsed_s": round(report.elapsed_s, 3),
+            "stop_reason": report.stop_reason,
+        }
+        ti = context["ti"]
+        ti.xcom_push(key="usage", value=report.usage.model_dump())
+        ti.xcom_push(key="batch", value=summary)
+        if report.failed and (report.stop_reason or self.on_error == "fail"):
+            ti.xcom_push(key="return_value", value=results)  # the task fails below; keep what was obtained
+
+    def _raise_for(self, report: BatchReport) -> None:
+        done = len(report.outcomes) - len(report.failed)
+        if report.stop_reason:
+            raise AimlBatchError(
+                f"Batch stopped: {report.stop_reason}. {done} of {len(report.outcomes)} records have results "
+                "(in XCom return_value); the others were not run."
+            )
+        if report.failed and self.on_error == "fail":
+            first = report.failed[0]
+            raise AimlBatchError(
+                f"{len(report.failed)} of {len(report.outcomes)} records failed (first: record {first.index}: "
+                f"{first.error}). The results of the other {done} are in XCom return_value; "
+                "on_error='continue' lets the task succeed."
+            )
+
+
+def _fingerprint(model: str | None, messages: list[dict[str, Any]], params: Mapping[str, Any], extra: Any) -> str:
+    payload = json.dumps([model, messages, params, extra], sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def _estimate(messages: list[dict[str, Any]], completion_tokens: int) -> float:
+    """A rough token count of a call (four characters a token), for the per-minute token limit."""
+    chars = sum(len(json.dumps(message.get("content"), ensure_ascii=False)) for message in messages)
+    return chars / 4 + completion_tokens
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run the batch's event loop; in a thread of its own when the caller already runs a loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coroutine)
+        except BaseException as error:
+            box["error"] = error
+
+    thread = threading.Thread(target=target, name="aiml-batch")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
