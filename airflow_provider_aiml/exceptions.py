@@ -7,7 +7,7 @@ ids needed to find the call in the API's logs. No exception ever holds the API k
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 
 class AimlApiError(AirflowException):
@@ -59,11 +59,16 @@ def _rebuild(cls: type[AimlApiError], message: str, state: dict[str, object]) ->
     return error
 
 
-class AimlConfigurationError(AimlApiError):
+class AimlPermanentError(AimlApiError, AirflowFailException):
+    """An error that trying again cannot fix: Airflow fails the task without using its retries (each of which
+    could be another billed call)."""
+
+
+class AimlConfigurationError(AimlPermanentError):
     """The connection or the operator is configured wrongly (missing key, bad timeout, ...)."""
 
 
-class AimlParameterError(AimlApiError, ValueError):
+class AimlParameterError(AimlPermanentError, ValueError):
     """A request parameter or message is invalid; raised before anything is sent."""
 
 
@@ -91,23 +96,27 @@ class AimlOutputParseError(AimlApiError):
     """The model was asked for JSON but its answer does not decode as JSON."""
 
 
+class AimlOutputValidationError(AimlOutputParseError):
+    """The answer is JSON but does not match the requested ``output_type``."""
+
+
 class AimlStatusError(AimlApiError):
     """The API answered with an HTTP error status."""
 
 
-class AimlBadRequestError(AimlStatusError):
+class AimlBadRequestError(AimlStatusError, AimlPermanentError):
     """400 or 422: the API rejected the request body."""
 
 
-class AimlAuthenticationError(AimlStatusError):
+class AimlAuthenticationError(AimlStatusError, AimlPermanentError):
     """401: the API key is missing, invalid, expired or disabled."""
 
 
-class AimlPermissionError(AimlStatusError):
+class AimlPermissionError(AimlStatusError, AimlPermanentError):
     """403: the key is valid but not allowed (out of credits, spend limit, scope)."""
 
 
-class AimlNotFoundError(AimlStatusError):
+class AimlNotFoundError(AimlStatusError, AimlPermanentError):
     """404: wrong base URL, unknown or deprecated model."""
 
 

@@ -30,6 +30,7 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aiml.hooks.aiml"]}],
         "operators": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aiml.operators.chat"]}],
+        "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aiml.triggers.aiml"]}],
         "connection-types": [
             {
                 "connection-type": "aimlapi",

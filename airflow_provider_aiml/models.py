@@ -111,7 +111,7 @@ class GenerationParams(_Strict):
     """
 
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_tokens: Annotated[float, Field(ge=1, allow_inf_nan=False)] | None = None
     temperature: Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)] | None = None
     top_p: Annotated[float, Field(ge=0.01, le=1, allow_inf_nan=False)] | None = None
     stop: str | Annotated[list[str], Field(min_length=1, max_length=4)] | None = None

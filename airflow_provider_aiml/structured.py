@@ -13,15 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from airflow_provider_aiml.exceptions import AimlOutputParseError, AimlParameterError
+from airflow_provider_aiml.exceptions import AimlOutputParseError, AimlOutputValidationError, AimlParameterError
 from airflow_provider_aiml.output import decode_json, wants_json
 
 _NAME_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_-]+")
 _MAX_ERRORS_SHOWN = 8
-
-
-class AimlOutputValidationError(AimlOutputParseError):
-    """The answer is JSON but does not match the requested ``output_type``."""
 
 
 def check_output_type(output_type: Any, response_format: Any) -> None:

@@ -24,7 +24,13 @@ from airflow_provider_aiml.exceptions import (
     AimlTimeoutError,
     AimlTransportError,
 )
-from airflow_provider_aiml.hooks.building import build_chat_body, call_headers, client_headers, new_client_request_id
+from airflow_provider_aiml.hooks.building import (
+    build_chat_body,
+    call_headers,
+    client_headers,
+    new_client_request_id,
+)
+from airflow_provider_aiml.hooks.building import client_request_id as make_client_request_id
 from airflow_provider_aiml.hooks.parsing import CallInfo, StreamAccumulator, parse_completion, parse_error
 from airflow_provider_aiml.hooks.retry import RetryPolicy
 from airflow_provider_aiml.hooks.settings import ConnectionSettings
@@ -59,7 +65,8 @@ class _PreparedCall:
         """Validate everything and build the body; raises before any request is sent."""
         chosen = model or settings.model
         body = build_chat_body(chosen, messages, params, stream=stream, extra_body=extra_body)
-        return cls(chosen, body, client_request_id or new_client_request_id())
+        request_id = make_client_request_id(client_request_id) if client_request_id else new_client_request_id()
+        return cls(chosen, body, request_id)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -268,11 +275,14 @@ class AimlApiHook(BaseHook):
                         result = self._completion_from(response, call, started)
                     else:
                         accumulator = StreamAccumulator(call.info(response), attempt)
-                        for line in response.iter_lines():
-                            if delta := accumulator.feed_line(line):
-                                yield delta
-                            if accumulator.done:
-                                break
+                        try:
+                            for line in response.iter_lines():
+                                if delta := accumulator.feed_line(line):
+                                    yield delta
+                                if accumulator.done:
+                                    break
+                        except httpx.TransportError as error:
+                            self._keep_finished_stream(accumulator, error)
                         result = self._stream_result(accumulator, started)
                 yield self._finish(result, attempt)
                 return
@@ -306,11 +316,14 @@ class AimlApiHook(BaseHook):
                             result = self._completion_from(response, call, started)
                         else:
                             accumulator = StreamAccumulator(call.info(response), attempt)
-                            async for line in response.aiter_lines():
-                                if delta := accumulator.feed_line(line):
-                                    yield delta
-                                if accumulator.done:
-                                    break
+                            try:
+                                async for line in response.aiter_lines():
+                                    if delta := accumulator.feed_line(line):
+                                        yield delta
+                                    if accumulator.done:
+                                        break
+                            except httpx.TransportError as error:
+                                self._keep_finished_stream(accumulator, error)
                             result = self._stream_result(accumulator, started)
                 yield self._finish(result, attempt)
                 return
@@ -328,8 +341,23 @@ class AimlApiHook(BaseHook):
 
     def _completion_from(self, response: httpx.Response, call: _PreparedCall, started: float) -> ChatCompletionResult:
         if response.status_code >= 400:
-            raise parse_error(response.status_code, response.headers, response.content, call.client_request_id)
+            raise self._status_error(response, call.client_request_id)
         return parse_completion(response.content, call.info(response, started))
+
+    def _status_error(self, response: httpx.Response, client_request_id: str | None) -> AimlApiError:
+        """The error of a failed response; should the body quote the key, it is blanked out first."""
+        key = self.settings.api_key.get_secret_value().encode()
+        body = response.content.replace(key, b"***")
+        return parse_error(response.status_code, response.headers, body, client_request_id)
+
+    def _keep_finished_stream(self, accumulator: StreamAccumulator, error: httpx.TransportError) -> None:
+        """A stream that broke after its finish reason is a finished answer: keep it rather than pay again."""
+        if accumulator.finish_reason is None:
+            raise error
+        self.log.warning(
+            "The stream broke after the answer was complete (%s); keeping the answer, usage may be incomplete",
+            type(error).__name__,
+        )
 
     @staticmethod
     def _stream_result(accumulator: StreamAccumulator, started: float) -> ChatCompletionResult:
@@ -338,19 +366,8 @@ class AimlApiHook(BaseHook):
 
     @contextmanager
     def _transport_errors(self, call: _PreparedCall) -> Iterator[None]:
-        """Turn httpx's network errors into the provider's own, without any request detail (headers hold the key)."""
-        try:
+        with translate_transport_errors(self.settings.timeout, call.client_request_id):
             yield
-        except httpx.TimeoutException as error:
-            raise AimlTimeoutError(
-                f"No answer from the AI/ML API within {self.settings.timeout:g}s ({type(error).__name__})",
-                client_request_id=call.client_request_id,
-            ) from None
-        except httpx.TransportError as error:
-            raise AimlTransportError(
-                f"Connection to the AI/ML API failed: {type(error).__name__}: {error}",
-                client_request_id=call.client_request_id,
-            ) from None
 
     def _delay_or_raise(self, error: AimlApiError, attempt: int, call: _PreparedCall) -> float:
         """Apply the retry policy: return the wait before the next try, or raise ``error``."""
@@ -374,6 +391,12 @@ class AimlApiHook(BaseHook):
         """Log the call's one summary line and hand the result back."""
         if self.log_calls:
             self._log_summary(result, attempts)
+            if result.finish_reason == "length":
+                self.log.warning(
+                    "The answer was cut off at the token limit%s: raise max_completion_tokens (it includes the "
+                    "reasoning tokens of a thinking model).",
+                    " before the model finished thinking" if not result.content else "",
+                )
         return result
 
     def _log_summary(self, result: ChatCompletionResult, attempts: int) -> None:
@@ -397,11 +420,13 @@ class AimlApiHook(BaseHook):
 
     # --- other endpoints ------------------------------------------------------------------------------------
 
-    def list_models(self) -> list[dict[str, Any]]:
+    def list_models(self, timeout: float | None = None) -> list[dict[str, Any]]:
         """The models the base URL serves (``GET /models``; needs no key, starts no generation)."""
-        response = self._get("/models", self.settings.timeout)
+        timeout = self.settings.timeout if timeout is None else timeout
+        with translate_transport_errors(timeout):
+            response = self._get("/models", timeout)
         if response.status_code >= 400:
-            raise parse_error(response.status_code, response.headers, response.content, None)
+            raise self._status_error(response, None)
         try:
             payload = response.json()
             models = payload["data"] if isinstance(payload, dict) else payload
@@ -415,38 +440,66 @@ class AimlApiHook(BaseHook):
         """Check the key and the base URL without starting a billed generation.
 
         ``/models`` is public, so it cannot prove the key; the billing balance (``GET /v2/billing``) needs a
-        valid key and costs nothing.
+        valid key and costs nothing. Every outcome is a short message an ops person can act on, never the key.
         """
         try:
             settings = self.settings
+            timeout = min(settings.timeout, TEST_CONNECTION_TIMEOUT)
+            with translate_transport_errors(timeout):
+                billing = self._get(f"{settings.api_root}/v2/billing", timeout)
         except AimlConfigurationError as error:
             return False, error.message
-        timeout = min(settings.timeout, TEST_CONNECTION_TIMEOUT)
-        try:
-            billing = self._get(f"{settings.api_root}/v2/billing", timeout)
-        except httpx.TimeoutException:
-            return False, f"Timed out after {timeout:g}s waiting for {settings.api_root}: is the Base URL right?"
-        except httpx.TransportError as error:
-            return False, f"Cannot reach {settings.base_url}: {error or type(error).__name__}. Check the Base URL."
-        if billing.status_code in (401, 403):
-            problem = parse_error(billing.status_code, billing.headers, billing.content, None)
-            return False, f"The API key was rejected: {problem.message}"
-        if billing.status_code == 404:
+        except AimlTimeoutError:
+            return False, f"Timed out after {timeout:g}s waiting for {settings.base_url}: is the Base URL right?"
+        except AimlTransportError as error:
+            reason = error.message.removeprefix("Connection to the AI/ML API failed: ")
+            return False, f"Cannot reach {settings.base_url} ({reason}). Check the Base URL."
+        status = billing.status_code
+        if status in (401, 403):
+            return False, f"The API key was rejected: {self._status_error(billing, None).message}"
+        if status == 404:
             return False, f"{settings.base_url} does not look like the AI/ML API (no /v2/billing there, HTTP 404)."
-        if billing.status_code >= 400:
-            return False, parse_error(billing.status_code, billing.headers, billing.content, None).message
-        message = f"API key accepted by {settings.base_url}."
+        if status >= 400:
+            return False, self._status_error(billing, None).message
+        if status >= 300:
+            where = billing.headers.get("location", "another address")
+            return False, f"{settings.api_root}/v2/billing redirects (HTTP {status}) to {where}: fix the Base URL."
         balance = _balance_text(billing)
-        if balance:
-            message += f" Balance: {balance}."
+        if not balance:
+            return False, f"{settings.base_url} answered, but not like the AI/ML API (no balance at /v2/billing)."
+        message = f"API key accepted by {settings.base_url}. Balance: {balance}."
         try:
-            message += f" {len(self.list_models())} models available."
-        except (AimlApiError, httpx.HTTPError):
+            message += f" {len(self.list_models(timeout))} models available."
+        except AimlApiError:
             message += " The model list could not be read."
         return True, message
 
     def _get(self, url: str, timeout: float) -> httpx.Response:
         return self.get_conn().get(url, timeout=timeout)
+
+
+@contextmanager
+def translate_transport_errors(timeout: float, client_request_id: str | None = None) -> Iterator[None]:
+    """Turn httpx's network errors into the provider's own.
+
+    Only the messages of errors about the network itself are kept: an error about the request (an illegal
+    header, say) could quote the ``Authorization`` header, so for those only the error type is given.
+    """
+    try:
+        yield
+    except httpx.TimeoutException as error:
+        raise AimlTimeoutError(
+            f"No answer from the AI/ML API within {timeout:g}s ({type(error).__name__})",
+            client_request_id=client_request_id,
+        ) from None
+    except httpx.TransportError as error:
+        detail = f"{type(error).__name__}: {error}" if isinstance(error, _NETWORK_ERRORS) else type(error).__name__
+        raise AimlTransportError(
+            f"Connection to the AI/ML API failed: {detail}", client_request_id=client_request_id
+        ) from None
+
+
+_NETWORK_ERRORS = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
 
 def _is_event_stream(response: httpx.Response) -> bool:

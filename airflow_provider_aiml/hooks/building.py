@@ -63,16 +63,33 @@ def build_chat_body(
             f"extra_body may not set {', '.join(map(repr, clashing))}: the operator and hook set them."
         )
 
-    settings = {key: value for key, value in params.items() if value is not None}
-    settings.update({key: value for key, value in extra.items() if key in GENERATION_PARAMETERS})
+    settings = {key: _as_json_list(value) for key, value in params.items() if value is not None}
+    doubled = sorted(key for key in extra if key in settings)
+    if doubled:
+        raise AimlParameterError(
+            f"{', '.join(map(repr, doubled))} given both as a parameter and in extra_body: set each only once."
+        )
+    settings.update({key: _as_json_list(value) for key, value in extra.items() if key in GENERATION_PARAMETERS})
     validate_params(settings)
 
-    body: dict[str, Any] = {"model": model, "messages": list(messages)}
+    body: dict[str, Any] = {"model": model, "messages": [_without_nulls(message) for message in messages]}
     body.update(settings)
     body.update({key: value for key, value in extra.items() if key not in GENERATION_PARAMETERS})
     if stream:
         body["stream"] = True
-    return {key: value for key, value in body.items() if value is not None}
+        # Ask for the usage chunk explicitly: it is schema-valid, and without it some upstreams send none.
+        body.setdefault("stream_options", {"include_usage": True})
+    return body
+
+
+def _as_json_list(value: Any) -> Any:
+    """Tuples (``stop=("a", "b")``) travel as JSON lists; validate them as such."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _without_nulls(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A message without ``null`` keys (``"name": None`` would break the API's schema)."""
+    return {key: value for key, value in message.items() if value is not None}
 
 
 def validate_params(params: Mapping[str, Any]) -> GenerationParams:
@@ -131,8 +148,15 @@ def validate_messages(messages: Any) -> None:
         if role not in _ROLES:
             raise AimlParameterError(f"{where}.role must be one of {sorted(_ROLES)}, got {role!r}")
         content = message.get("content")
-        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
-            raise AimlParameterError(f"{where} (role 'tool') needs a string tool_call_id")
+        if role == "tool":
+            if not isinstance(message.get("tool_call_id"), str):
+                raise AimlParameterError(f"{where} (role 'tool') needs a string tool_call_id")
+            if not isinstance(content, str):
+                raise AimlParameterError(f"{where}.content (role 'tool') must be a string")
+        if role in ("system", "developer"):
+            extra_keys = sorted(set(message) - {"role", "content", "name"})
+            if extra_keys:
+                raise AimlParameterError(f"{where} (role {role!r}) takes only role, content and name; got {extra_keys}")
         if role == "assistant" and content is None:
             if not message.get("tool_calls"):
                 raise AimlParameterError(f"{where} (role 'assistant') needs content or tool_calls")

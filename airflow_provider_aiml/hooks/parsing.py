@@ -324,9 +324,10 @@ class StreamAccumulator:
         self._tool_calls: dict[int, dict[str, Any]] = {}
         self._id = ""
         self._model = ""
-        self._finish_reason: str | None = None
+        self.finish_reason: str | None = None
         self._usage: Any = None
         self._meta_usage: Mapping[str, Any] | None = None
+        self._think_tags: ThinkTagRouter | None = ThinkTagRouter()
         self.chunks = 0
         self.done = False
         """True once ``data: [DONE]`` arrived; the caller stops reading."""
@@ -349,7 +350,7 @@ class StreamAccumulator:
                 self._dispatch()
             except AimlResponseError:
                 raise self._incomplete("The stream ended in the middle of an event") from None
-        if self._finish_reason is None:
+        if self.finish_reason is None:
             raise self._incomplete(f"The stream ended after {self.chunks} chunk(s) without a finish reason")
         content, reasoning = split_think_block("".join(self._content), "".join(self._reasoning))
         tool_calls = [ToolCall.model_validate(self._tool_calls[i]) for i in sorted(self._tool_calls)]
@@ -360,7 +361,7 @@ class StreamAccumulator:
             requested_model=self._call.requested_model,
             content=content,
             reasoning=reasoning,
-            finish_reason=self._finish_reason,
+            finish_reason=self.finish_reason,
             tool_calls=tool_calls,
             usage=parse_usage(self._usage, self._meta_usage, self._call.headers),
             client_request_id=self._call.client_request_id,
@@ -417,14 +418,19 @@ class StreamAccumulator:
         tool_calls = [self._merge_tool_call(part) for part in delta.get("tool_calls") or []]
         finish_reason = _optional_str(choice.get("finish_reason"))
         if finish_reason is not None:
-            self._finish_reason = finish_reason
+            self.finish_reason = finish_reason
         self._content.append(content)
         self._reasoning.append(reasoning)
-        if not (content or reasoning or tool_calls or finish_reason):
+        if reasoning:
+            self._think_tags = None  # the family reports reasoning in its own field: content is all answer
+        live_reasoning, live_content = reasoning, content
+        if self._think_tags is not None and content:
+            live_reasoning, live_content = self._think_tags.feed(content)
+        if not (live_content or live_reasoning or tool_calls or finish_reason):
             return None
         return StreamDelta(
-            content=content,
-            reasoning=reasoning,
+            content=live_content,
+            reasoning=live_reasoning,
             tool_calls=tool_calls,
             finish_reason=finish_reason,
             attempt=self._attempt,
@@ -452,9 +458,55 @@ class StreamAccumulator:
             "id": self._id,
             "object": "chat.completion",
             "model": self._model,
-            "choices": [{"index": 0, "message": message, "finish_reason": self._finish_reason}],
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
             "usage": self._usage,
         }
         if self._meta_usage:
             raw["meta"] = {"usage": dict(self._meta_usage)}
         return raw
+
+
+class ThinkTagRouter:
+    """Splits streamed content that opens with ``<think>...</think>`` into reasoning and answer as it arrives.
+
+    Tags may be cut across chunks, so text that could still be the start of a tag is held back until the next
+    chunk decides it. The final result is split again from the whole text (:func:`split_think_block`).
+    """
+
+    def __init__(self) -> None:
+        self._state = "undecided"
+        self._held = ""
+
+    def feed(self, text: str) -> tuple[str, str]:
+        """Take a content piece; return the (reasoning, answer) text that can be shown now."""
+        self._held += text
+        if self._state == "undecided":
+            opening = self._held.lstrip()
+            if not opening or _THINK_OPEN.startswith(opening):
+                return "", ""
+            if not opening.startswith(_THINK_OPEN):
+                self._state = "answering"
+                answer, self._held = self._held, ""
+                return "", answer
+            self._state = "thinking"
+            self._held = opening[len(_THINK_OPEN) :]
+        if self._state == "thinking":
+            thought, closed, rest = self._held.partition(_THINK_CLOSE)
+            if closed:
+                self._state = "answering"
+                self._held = ""
+                return thought, rest.lstrip()
+            keep = _partial_suffix(self._held, _THINK_CLOSE)
+            shown = self._held[: len(self._held) - keep]
+            self._held = self._held[len(self._held) - keep :]
+            return shown, ""
+        answer, self._held = self._held, ""
+        return "", answer
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    """How many characters at the end of ``text`` could be the beginning of ``tag``."""
+    for size in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-size:]):
+            return size
+    return 0

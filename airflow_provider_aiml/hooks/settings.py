@@ -8,6 +8,7 @@ or from a secrets backend; all of them end up here.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,7 +20,8 @@ from airflow_provider_aiml.models import DEFAULT_BASE_URL, DEFAULT_MODEL
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_MAX_RETRIES = 2
 MAX_RETRIES_LIMIT = 10
-_LOOPBACK_HOSTS = ("127.", "localhost", "[::1]")
+_LOOPBACK_HOST = re.compile(r"^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?(/|$)")
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces
 
 
 class ConnectionSettings(BaseModel):
@@ -42,10 +44,16 @@ class ConnectionSettings(BaseModel):
             raise AimlConfigurationError(
                 f"Connection {conn_id!r} has no API key: set its password (the 'API Key' field in the UI)."
             )
+        if not _HEADER_SAFE.fullmatch(api_key):
+            # Never echo the key: an HTTP library's error about it would print it.
+            raise AimlConfigurationError(
+                f"Connection {conn_id!r}: the API key contains characters that cannot be sent in an HTTP header "
+                "(a space, a line break or an invisible character pasted with it?). Paste the key again."
+            )
         extra = _extra_of(conn)
         return cls(
             conn_id=conn_id,
-            base_url=_base_url(conn),
+            base_url=_base_url(conn, conn_id),
             api_key=SecretStr(api_key),
             model=str(_field(extra, "model") or DEFAULT_MODEL).strip(),
             timeout=_number(extra, "timeout", DEFAULT_TIMEOUT, conn_id, minimum=0.001, cast=float),
@@ -109,13 +117,13 @@ def _number(
     return value
 
 
-def _base_url(conn: Any) -> str:
+def _base_url(conn: Any, conn_id: str) -> str:
     host = (conn.host or "").strip()
     if not host:
         return DEFAULT_BASE_URL
     if "://" not in host:
         # URI form without encoding: "aimlapi://:key@api.aimlapi.com/v1" arrives as host + schema, scheme lost.
-        scheme = "http" if host.startswith(_LOOPBACK_HOSTS) else "https"
+        scheme = "http" if _LOOPBACK_HOST.match(host) else "https"
         host = f"{scheme}://{host}"
     parts = urlsplit(host)
     netloc, path = parts.netloc, parts.path.rstrip("/")
@@ -125,4 +133,14 @@ def _base_url(conn: Any) -> str:
     schema = (getattr(conn, "schema", None) or "").strip("/")
     if schema and not path:
         path = f"/{schema}"
-    return urlunsplit((parts.scheme, netloc, path, parts.query, "")).rstrip("/")
+    url = urlunsplit((parts.scheme, netloc, path, parts.query, "")).rstrip("/")
+    try:
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and (urlsplit(url).port or 0) >= 0
+    except ValueError:  # a port that is not a number
+        valid = False
+    if not valid:
+        raise AimlConfigurationError(
+            f"Connection {conn_id!r}: the Base URL {url!r} is not an http(s) URL with a host "
+            "(expected something like https://api.aimlapi.com/v1)."
+        )
+    return url

@@ -94,6 +94,30 @@ class AimlBaseOperator(BaseOperator):
         self.tool_choice = tool_choice
         self.parallel_tool_calls = parallel_tool_calls
 
+    def render_template(
+        self, content: Any, context: Context, jinja_env: Any = None, seen_oids: set[int] | None = None
+    ) -> Any:
+        """Render like Airflow does, except that text which merely ends in ``.txt`` (a sentence with spaces) is
+        rendered as text instead of being opened as a template file."""
+        if isinstance(content, str) and reads_as_text(content, self.template_ext):
+            env = jinja_env or self.get_template_env()
+            return self._render(env.from_string(content), context)
+        return super().render_template(content, context, jinja_env, seen_oids)
+
+    def resolve_template_files(self) -> None:
+        """Airflow reads template files when the DAG is parsed; leave text that only ends like a file name alone."""
+        hidden = {}
+        for field in self.template_fields:
+            value = getattr(self, field, None)
+            if isinstance(value, str) and reads_as_text(value, self.template_ext):
+                hidden[field] = value
+                setattr(self, field, None)
+        try:
+            super().resolve_template_files()
+        finally:
+            for field, value in hidden.items():
+                setattr(self, field, value)
+
     @cached_property
     def hook(self) -> AimlApiHook:
         """The hook of this task (one HTTP client per task)."""
@@ -125,7 +149,13 @@ class AimlBaseOperator(BaseOperator):
 
     def parse_answer(self, content: str) -> Any:
         """``parsed`` for an answer: decoded JSON, validated into ``output_type`` when set; ``None`` otherwise."""
-        return parse_output(content, response_format=self.response_format, output_type=self.output_type)
+        response_format = self.response_format or (self.extra_body or {}).get("response_format")
+        return parse_output(content, response_format=response_format, output_type=self.output_type)
+
+
+def reads_as_text(value: str, template_ext: Sequence[str]) -> bool:
+    """A value ending in a template extension is a file name only if it has no whitespace in it."""
+    return bool(template_ext) and value.endswith(tuple(template_ext)) and any(char.isspace() for char in value)
 
 
 def result_xcom_values(result: ChatCompletionResult) -> dict[str, Any]:

@@ -94,16 +94,19 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         if self.deferrable:
             self._defer(messages, request_id, attempt=0, spent=Usage())
         self.log.info("Calling the AI/ML API (client request id %s)", request_id)
-        result = self._ask(messages, request_id)
-        return self._conclude(context, messages, request_id, result, attempt=0, spent=Usage())
+        try:
+            result = self._ask(messages, request_id)
+            return self._conclude(context, messages, request_id, result, attempt=0, spent=Usage())
+        finally:
+            self.hook.close()
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the triggerer made the call: push the same XCom values as a direct call."""
         state = event.get("resume_state") or {}
         result = result_from_event(event)
-        return self._conclude(
-            context, event["messages"], state["request_id"], result, state["attempt"], Usage(**state["spent"])
-        )
+        # The conversation is rebuilt from the task's own fields rather than carried through the metadata DB.
+        messages = self.build_messages() + list(state.get("follow_up") or [])
+        return self._conclude(context, messages, state["request_id"], result, state["attempt"], Usage(**state["spent"]))
 
     # --- the call and its outcome ---------------------------------------------------------------------------
 
@@ -128,7 +131,9 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         raise AssertionError("the stream ended without a result")  # pragma: no cover - the hook always yields one
 
     def _defer(self, messages: list[dict[str, Any]], request_id: str, *, attempt: int, spent: Usage) -> None:
-        args = self._call_args(request_id)
+        if self.stream:
+            self.log.warning("stream=True has no effect on a deferred call: the triggerer waits for the whole answer")
+        args = self._call_args(_attempt_id(request_id, attempt))
         # Validate here, so bad input fails the task before it is handed to the triggerer.
         build_chat_body(
             args["model"] or "connection-default",
@@ -138,8 +143,10 @@ class AimlChatCompletionOperator(AimlBaseOperator):
             extra_body=self.extra_body,
         )
         self.log.info("Deferring the AI/ML API call %s to the triggerer", request_id)
-        # The resumed task gets this back in the trigger's event (dag.test() drops defer kwargs).
-        state = {"request_id": request_id, "attempt": attempt, "spent": spent.model_dump()}
+        # The resumed task gets this back in the trigger's event (dag.test() drops defer kwargs). Only the
+        # turns added by validation re-asks travel; the task rebuilds the rest from its fields.
+        follow_up = messages[len(self.build_messages()) :] if attempt else []
+        state = {"request_id": request_id, "attempt": attempt, "spent": spent.model_dump(), "follow_up": follow_up}
         self.defer(
             trigger=AimlChatTrigger(aiml_conn_id=self.aiml_conn_id, messages=messages, resume_state=state, **args),
             method_name="execute_complete",
@@ -171,7 +178,7 @@ class AimlChatCompletionOperator(AimlBaseOperator):
             follow_up = reask_messages(messages, result.content, problem)
             if self.deferrable:
                 self._defer(follow_up, request_id, attempt=attempt + 1, spent=total)
-            retried = self._ask(follow_up, request_id)
+            retried = self._ask(follow_up, _attempt_id(request_id, attempt + 1))
             return self._conclude(context, follow_up, request_id, retried, attempt + 1, total)
         if parsed is not None and self.do_xcom_push:
             context["ti"].xcom_push(key="parsed", value=parsed)
@@ -191,3 +198,8 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         ti = context["ti"]
         for key, value in values.items():
             ti.xcom_push(key=key, value=value)
+
+
+def _attempt_id(request_id: str, attempt: int) -> str:
+    """The client request id of a validation re-ask: the task's id with ``:v<n>``, so each billed call is traced."""
+    return f"{request_id}:v{attempt}" if attempt else request_id

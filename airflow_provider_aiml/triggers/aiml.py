@@ -73,11 +73,14 @@ class AimlChatTrigger(BaseTrigger):
             yield TriggerEvent({"status": "success", "result": payload, **self._echo()})
         except AimlApiError as error:
             yield TriggerEvent({"status": "error", "error": error_to_event(error), **self._echo()})
+        except Exception as error:  # anything else must still reach the task rather than kill the trigger
+            unexpected = AimlApiError(f"The deferred call failed unexpectedly: {type(error).__name__}")
+            yield TriggerEvent({"status": "error", "error": error_to_event(unexpected), **self._echo()})
         finally:
             await hook.aclose()
 
     def _echo(self) -> dict[str, Any]:
-        return {"messages": self.messages, "resume_state": self.resume_state}
+        return {"resume_state": self.resume_state}
 
 
 def error_to_event(error: AimlApiError) -> dict[str, Any]:

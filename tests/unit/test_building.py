@@ -102,7 +102,10 @@ def test_stream_flag_is_sent_only_when_streaming():
         "messages": MESSAGES,
         "temperature": 1.0,
         "stream": True,
+        "stream_options": {"include_usage": True},
     }
+    own = body_for({"stream_options": {"include_usage": False}}, stream=True)
+    assert own["stream_options"] == {"include_usage": False}
 
 
 def test_values_keep_their_type():
@@ -188,7 +191,7 @@ BAD_VALUES = [
     ("seed", 1.5, "valid integer"),
     ("seed", True, "valid integer"),
     ("max_tokens", 0, "greater than or equal to 1"),
-    ("max_tokens", 1.5, "valid integer"),
+    ("max_tokens", 0.5, "greater than or equal to 1"),
     ("max_completion_tokens", 0, "greater than or equal to 1"),
     ("max_completion_tokens", 1.5, "valid integer"),
     ("frequency_penalty", 2.5, "less than or equal to 2"),
@@ -313,10 +316,14 @@ def test_extra_body_keys_are_merged_into_the_body():
     }
 
 
-def test_extra_body_generation_parameter_overrides_params():
-    body = body_for({"temperature": 0.3}, extra_body={"temperature": 1.5})
+def test_a_parameter_given_twice_is_an_error():
+    with pytest.raises(AimlParameterError, match="'temperature' given both as a parameter and in extra_body"):
+        body_for({"temperature": 0.3}, extra_body={"temperature": 1.5})
+    assert body_for({}, extra_body={"temperature": 1.5})["temperature"] == 1.5
 
-    assert body["temperature"] == 1.5
+
+def test_tuples_are_sent_as_lists():
+    assert body_for({"stop": ("a", "b")})["stop"] == ["a", "b"]
 
 
 def test_none_values_in_extra_body_are_not_sent():
@@ -399,7 +406,26 @@ VALID_MESSAGE_LISTS = [
 @pytest.mark.parametrize("messages", VALID_MESSAGE_LISTS)
 def test_valid_messages_pass(messages):
     validate_messages(messages)
-    assert build_chat_body(MODEL, messages, {}, stream=False)["messages"] == list(messages)
+    without_nulls = [{key: value for key, value in message.items() if value is not None} for message in messages]
+    assert build_chat_body(MODEL, messages, {}, stream=False)["messages"] == without_nulls
+
+
+def test_null_message_keys_are_not_sent():
+    messages = [{"role": "user", "content": "hi", "name": None}]
+    assert build_chat_body(MODEL, messages, {}, stream=False)["messages"] == [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize(
+    ("messages", "fragment"),
+    [
+        ([{"role": "system", "content": "x", "extra": 1}], "takes only role, content and name; got ['extra']"),
+        ([{"role": "tool", "content": ["sunny"], "tool_call_id": "c"}], "(role 'tool') must be a string"),
+    ],
+)
+def test_schema_rules_of_system_and_tool_messages(messages, fragment):
+    with pytest.raises(AimlParameterError) as caught:
+        validate_messages(messages)
+    assert fragment in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -441,7 +467,7 @@ def test_valid_messages_pass(messages):
             ],
             "messages[0].content[0].image_url.detail must be 'low', 'high' or 'auto', got 'medium'",
         ),
-        ([{"role": "tool", "content": [{"type": "refusal"}], "tool_call_id": "c"}], "for role 'tool'"),
+        ([{"role": "tool", "content": [{"type": "refusal"}], "tool_call_id": "c"}], "(role 'tool') must be a string"),
     ],
 )
 def test_bad_messages_are_rejected_with_their_location(messages, fragment):

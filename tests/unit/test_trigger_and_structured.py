@@ -79,7 +79,7 @@ def test_trigger_makes_the_call_and_echoes_what_the_task_needs():
     }
     assert route.calls.last.request.headers["x-client-request-id"] == "d:t:r:-1:1"
     assert event["status"] == "success"
-    assert event["messages"] == MESSAGES
+    assert "messages" not in event  # the resumed task rebuilds them; the event stays small
     assert event["resume_state"] == {"request_id": "d:t:r:-1:1", "attempt": 0}
     result = result_from_event(event)
     assert (result.content, result.reasoning, result.usage.total_tokens) == ("Hello", "hm", 3)
