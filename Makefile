@@ -33,7 +33,7 @@ FLOOR_VENV := .venv-floor
 test-floor:
 	$(PYTHON) -m venv $(FLOOR_VENV)
 	$(FLOOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-	$(FLOOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check "apache-airflow==3.3.0" -e ".[test]"
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints/airflow-3.3.0-py3.11.txt "apache-airflow==3.3.0" -e ".[test]"
 	$(FLOOR_VENV)/bin/python -m pytest -q
 
 format: $(STAMP)

@@ -140,3 +140,12 @@ with _dag("aiml_test_deferrable_output_type"):
 
 with _dag("aiml_test_deferrable_invalid"):
     AimlChatCompletionOperator(task_id="chat", prompt="Hello", top_p=3, deferrable=True)
+
+with _dag("aiml_test_template_kinds", params={"topic": "trams"}):
+    AimlChatCompletionOperator(task_id="txt_file", prompt="prompts/plain_prompt.txt")
+    AimlChatCompletionOperator(task_id="jinja2_file", prompt="prompts/upper_prompt.jinja2")
+    AimlChatCompletionOperator(task_id="sentence", prompt="Summarize the attached notes.txt for {{ params.topic }}")
+    AimlChatCompletionOperator(
+        task_id="nested",
+        messages=[{"role": "user", "content": "Please review config.j2 about {{ params.topic }}"}],
+    )

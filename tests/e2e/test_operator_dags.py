@@ -345,3 +345,16 @@ def test_the_api_key_appears_in_no_log_xcom_or_rendered_field(dagbag, emulator, 
     assert rendered
     leaks = [text for text in [captured.out, captured.err, *xcoms, *rendered] if EMULATOR_KEY in text]
     assert leaks == []
+
+
+def test_txt_and_jinja2_files_are_templates_but_sentences_ending_like_files_are_text(dagbag, emulator):
+    dag_run = run(dagbag, "aiml_test_template_kinds")
+
+    assert dag_run.state == "success"
+    sent_by_task = {
+        r.client_request_id.split(":")[1]: r.json["messages"][-1]["content"] for r in emulator.chat_requests
+    }
+    assert sent_by_task["txt_file"] == "Plain-text template for trams."
+    assert sent_by_task["jinja2_file"] == "Jinja2 template: TRAMS"
+    assert sent_by_task["sentence"] == "Summarize the attached notes.txt for trams"
+    assert sent_by_task["nested"] == "Please review config.j2 about trams"
