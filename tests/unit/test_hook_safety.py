@@ -97,7 +97,6 @@ def test_an_error_body_that_quotes_the_key_is_scrubbed():
 
 def test_the_key_is_registered_with_the_masker_by_the_hook(monkeypatch):
     import airflow.sdk.log
-
     from airflow.sdk import Connection
 
     masked: list[object] = []
