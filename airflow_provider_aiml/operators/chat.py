@@ -60,6 +60,8 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         "extra_body": "json",
     }
     ui_color = "#e8f0fe"
+    resume_with_messages = False
+    """Carry the whole conversation through the triggerer (for prompts a resumed task cannot rebuild)."""
 
     def __init__(
         self,
@@ -105,7 +107,7 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         state = event.get("resume_state") or {}
         result = result_from_event(event)
         # The conversation is rebuilt from the task's own fields rather than carried through the metadata DB.
-        messages = self.build_messages() + list(state.get("follow_up") or [])
+        messages = state.get("messages") or self.build_messages() + list(state.get("follow_up") or [])
         return self._conclude(context, messages, state["request_id"], result, state["attempt"], Usage(**state["spent"]))
 
     # --- the call and its outcome ---------------------------------------------------------------------------
@@ -145,8 +147,11 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         self.log.info("Deferring the AI/ML API call %s to the triggerer", request_id)
         # The resumed task gets this back in the trigger's event (dag.test() drops defer kwargs). Only the
         # turns added by validation re-asks travel; the task rebuilds the rest from its fields.
-        follow_up = messages[len(self.build_messages()) :] if attempt else []
-        state = {"request_id": request_id, "attempt": attempt, "spent": spent.model_dump(), "follow_up": follow_up}
+        state: dict[str, Any] = {"request_id": request_id, "attempt": attempt, "spent": spent.model_dump()}
+        if self.resume_with_messages:
+            state["messages"] = messages
+        elif attempt:
+            state["follow_up"] = messages[len(self.build_messages()) :]
         self.defer(
             trigger=AimlChatTrigger(aiml_conn_id=self.aiml_conn_id, messages=messages, resume_state=state, **args),
             method_name="execute_complete",

@@ -80,3 +80,12 @@ def test_airflow_providers_list_shows_the_provider():
             "version": __version__,
         }
     ]
+
+
+def test_task_decorators_are_registered():
+    from airflow.sdk import task
+
+    from airflow_provider_aiml.decorators.aiml import aiml_batch_task, aiml_task
+
+    assert task.aiml is aiml_task
+    assert task.aiml_batch is aiml_batch_task
