@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints/airflow-3.3.2-py3.11.txt
 
-.PHONY: demo test test-floor lint format install clean
+.PHONY: demo test test-floor bench-batch lint format install clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test-floor:
 	$(FLOOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 	$(FLOOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints/airflow-3.3.0-py3.11.txt "apache-airflow==3.3.0" -e ".[test]"
 	$(FLOOR_VENV)/bin/python -m pytest -q
+
+## Batch throughput and memory benchmark; writes docs/benchmarks.md.
+bench-batch: $(STAMP)
+	$(BIN)/python benchmarks/batch_throughput.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

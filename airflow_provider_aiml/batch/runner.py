@@ -18,7 +18,7 @@ from typing import Any
 from airflow_provider_aiml.batch.checkpoint import Checkpoint
 from airflow_provider_aiml.batch.limits import AdaptiveConcurrency, RateLimits
 from airflow_provider_aiml.exceptions import AimlApiError, AimlOutputParseError
-from airflow_provider_aiml.hooks.aiml import AimlApiHook
+from airflow_provider_aiml.hooks.aiml import AimlApiHook, PreparedChat
 from airflow_provider_aiml.hooks.building import client_request_id
 from airflow_provider_aiml.hooks.retry import RetryPolicy
 from airflow_provider_aiml.models import ChatCompletionResult, Usage
@@ -36,6 +36,8 @@ class BatchItem:
     fingerprint: str
     """A hash of everything that shapes the request: a changed prompt or parameter invalidates a checkpoint."""
     estimated_tokens: float = 0.0
+    body: dict[str, Any] | None = None
+    """The request body, built and checked before the batch started (``None``: built at call time)."""
 
 
 @dataclass
@@ -238,12 +240,13 @@ class BatchRunner:
         await self._gate.acquire()
         self._requests += 1
         rate_limited_for: float | None = None
+        request_id = client_request_id(self.request_id_prefix, f"r{item.index}")
         try:
-            result = await self.hook.achat_completion(
-                messages,
-                client_request_id=client_request_id(self.request_id_prefix, f"r{item.index}"),
-                **self.call_kwargs,
-            )
+            if item.body is not None and messages is item.messages:
+                model = self.call_kwargs.get("model") or item.body["model"]
+                result = await self.hook.asend_chat(PreparedChat(model, item.body, request_id))
+            else:  # a validation re-ask: a new conversation, checked and built now
+                result = await self.hook.achat_completion(messages, client_request_id=request_id, **self.call_kwargs)
         except AimlApiError as error:
             if error.status_code == 429:
                 rate_limited_for = self.retry_policy.delay_before_retry(error, attempt) or 0.0

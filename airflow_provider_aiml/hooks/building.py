@@ -82,6 +82,12 @@ def build_chat_body(
     return body
 
 
+def with_messages(body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """A validated body with other messages (checked here): batch work checks its parameters only once."""
+    validate_messages(messages)
+    return {**body, "messages": [_without_nulls(message) for message in messages]}
+
+
 def _as_json_list(value: Any) -> Any:
     """Tuples (``stop=("a", "b")``) travel as JSON lists; validate them as such."""
     return list(value) if isinstance(value, tuple) else value

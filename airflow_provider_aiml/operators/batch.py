@@ -13,10 +13,10 @@ from airflow_provider_aiml.batch.checkpoint import Checkpoint
 from airflow_provider_aiml.batch.runner import BatchItem, BatchLimits, BatchReport, BatchRunner, RecordOutcome
 from airflow_provider_aiml.exceptions import AimlApiError, AimlParameterError
 from airflow_provider_aiml.hooks.aiml import AimlApiHook
-from airflow_provider_aiml.hooks.building import build_chat_body, validate_messages
+from airflow_provider_aiml.hooks.building import build_chat_body, with_messages
 from airflow_provider_aiml.hooks.retry import RetryPolicy
 from airflow_provider_aiml.messages import build_messages
-from airflow_provider_aiml.operators._base import AimlBaseOperator, task_client_request_id
+from airflow_provider_aiml.operators._base import AimlBaseOperator, reads_as_text, task_client_request_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -69,6 +69,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         "checkpoint_path",
     )
     template_fields_renderers = {"inputs": "json", "response_format": "json", "extra_body": "json"}
+    template_ext: Sequence[str] = (".j2", ".jinja2", ".txt")
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -190,11 +191,14 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         base_dirs = [self.dag.folder] if self.has_dag() else []
         params = self.generation_params()
         budget_tokens = self.max_completion_tokens or self.max_tokens or 0
+        prompt_template = None if self.prompt is None else self._compile_prompt(env)
+        model = self.model or self.hook.settings.model
+        template_body: dict[str, Any] | None = None
         items = []
         for index, record in enumerate(records):
             scope = cast("Context", {**context, "record": record, "index": index})
             try:
-                prompt = None if self.prompt is None else self.render_template(self.prompt, scope, env)
+                prompt = None if prompt_template is None else self._render(prompt_template, scope)
                 messages = None if self.messages is None else self.render_template(self.messages, scope, env)
                 images = None if self.images is None else self.render_template(self.images, scope, env)
             except Exception as error:
@@ -209,23 +213,27 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
                     images=images,
                     base_dirs=base_dirs,
                 )
-                if index == 0:  # parameters are the same for every record: check them once
-                    build_chat_body(
-                        self.model or "connection-default", built, params, stream=False, extra_body=self.extra_body
+                if template_body is None:  # parameters are the same for every record: check them once
+                    body = template_body = build_chat_body(
+                        model, built, params, stream=False, extra_body=self.extra_body
                     )
                 else:
-                    validate_messages(built)
+                    body = with_messages(template_body, built)
             except AimlParameterError as error:
                 raise AimlParameterError(f"record {index}: {error.message}") from None
-            items.append(
-                BatchItem(
-                    index,
-                    built,
-                    _fingerprint(self.model, built, params, self.extra_body),
-                    _estimate(built, budget_tokens),
-                )
-            )
+            fingerprint = _fingerprint(self.model, built, params, self.extra_body)
+            # The item keeps the body's message list (not a second copy): 10,000 records should stay small.
+            items.append(BatchItem(index, body["messages"], fingerprint, _estimate(built, budget_tokens), body))
         return items
+
+    def _compile_prompt(self, env: Any) -> Any:
+        """The prompt template, compiled once for all records (a file name is loaded like Airflow does)."""
+        assert self.prompt is not None
+        is_file = self.prompt.endswith(tuple(self.template_ext)) and not reads_as_text(self.prompt, self.template_ext)
+        try:
+            return env.get_template(self.prompt) if is_file else env.from_string(self.prompt)
+        except Exception as error:
+            raise AimlParameterError(f"the prompt template is invalid: {type(error).__name__}: {error}") from None
 
     def _call_kwargs(self) -> dict[str, Any]:
         return {"model": self.model or None, "extra_body": self.extra_body, **self.generation_params()}

@@ -81,3 +81,6 @@ with _dag("aiml_batch_not_a_list"):
 
 with _dag("aiml_batch_empty"):
     AimlBatchChatCompletionOperator(task_id="batch", inputs=[], prompt="Describe {{ record }}.")
+
+with _dag("aiml_batch_prompt_file", params={"style": "a travel guide"}):
+    AimlBatchChatCompletionOperator(task_id="batch", inputs=CITIES[:3], prompt="prompts/batch_prompt.j2")

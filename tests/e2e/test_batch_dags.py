@@ -244,3 +244,11 @@ def test_a_killed_worker_loses_only_the_calls_in_flight(dagbag, emulator, tmp_pa
     lost = asked_before - finished
     assert len(lost) <= 2  # at most the calls in flight at the kill (concurrency 2)
     assert len(xcom(dag_run, "return_value", "batch")) == 20
+
+
+def test_a_prompt_file_is_rendered_per_record_with_the_task_context(dagbag, emulator):
+    dag_run = run(dagbag, "aiml_batch_prompt_file")
+
+    assert dag_run.state == "success"
+    sent = sorted(r.json["messages"][0]["content"] for r in emulator.chat_requests)
+    assert sent == [f"Describe {CITIES[i]} (record {i}) in the style of a travel guide." for i in range(3)]
