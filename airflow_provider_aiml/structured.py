@@ -42,16 +42,30 @@ def response_format_for(output_type: type[BaseModel]) -> dict[str, Any]:
 
 
 def _close_objects(node: Any) -> Any:
-    """Strict structured output wants ``additionalProperties: false`` on every object of the schema."""
-    if isinstance(node, dict):
-        if node.get("type") == "object" and "properties" in node:
-            node.setdefault("additionalProperties", False)
-        for value in node.values():
-            _close_objects(value)
-    elif isinstance(node, list):
+    """Make a pydantic schema acceptable to strict structured output.
+
+    Strict mode wants every object closed (``additionalProperties: false``) and every property listed in
+    ``required``; a field with a default is still sent by the model (``null`` for an optional one, which its
+    schema allows), so nothing is lost. ``default`` keywords are dropped for the same reason.
+    """
+    if isinstance(node, list):
         for item in node:
             _close_objects(item)
+    elif isinstance(node, dict):
+        node.pop("default", None)
+        if node.get("type") == "object" and "properties" in node:
+            node.setdefault("additionalProperties", False)
+            node["required"] = list(node["properties"])
+        for key, value in node.items():
+            if key in _NAMED_SCHEMAS and isinstance(value, dict):
+                for schema in value.values():  # a mapping of names to schemas, not a schema itself
+                    _close_objects(schema)
+            else:
+                _close_objects(value)
     return node
+
+
+_NAMED_SCHEMAS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
 
 
 def parse_output(

@@ -69,7 +69,9 @@ class Checkpoint:
         if self._file is not None:
             os.fsync(self._file.fileno())
         elif self._local is None:
-            self._remote().write_text("".join(line + "\n" for line in self._lines))
+            remote = self._remote()
+            remote.parent.mkdir(parents=True, exist_ok=True)
+            remote.write_text("".join(line + "\n" for line in self._lines))
         self._dirty = False
 
     def close(self) -> None:
@@ -104,6 +106,4 @@ class Checkpoint:
     def _remote(self) -> Any:
         from airflow.sdk import ObjectStoragePath
 
-        path = ObjectStoragePath(self.location)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
+        return ObjectStoragePath(self.location)

@@ -59,7 +59,7 @@ class RateWindow:
         self.per_window = per_window
         self.window = window
         self._clock = clock
-        self._events: deque[tuple[float, float]] = deque()
+        self._events: deque[list[float]] = deque()  # [started, amount]
         self._total = 0.0
 
     def delay_for(self, amount: float) -> float:
@@ -76,12 +76,20 @@ class RateWindow:
                 return max(0.0, started + self.window - now)
         return max(0.0, self._events[-1][0] + self.window - now)
 
-    def add(self, amount: float) -> None:
-        """Count ``amount`` as used now."""
+    def add(self, amount: float) -> list[float]:
+        """Count ``amount`` as used now; returns the entry, to correct it later."""
         now = self._clock()
         self._expire(now)
-        self._events.append((now, amount))
+        entry = [now, amount]
+        self._events.append(entry)
         self._total += amount
+        return entry
+
+    def correct(self, entry: list[float], amount: float) -> None:
+        """Replace an entry's amount (an estimate) by the real one, if it is still in the window."""
+        if entry[0] > self._clock() - self.window:  # still counted in the window
+            self._total += amount - entry[1]
+        entry[1] = amount
 
     def _expire(self, now: float) -> None:
         while self._events and self._events[0][0] <= now - self.window:
@@ -103,8 +111,11 @@ class RateLimits:
         self.tokens = RateWindow(tokens_per_minute, window, clock) if tokens_per_minute else None
         self._lock = asyncio.Lock()
 
-    async def admit(self, estimated_tokens: float) -> None:
-        """Wait until one more request with about ``estimated_tokens`` fits both limits, then count it."""
+    async def admit(self, estimated_tokens: float) -> list[float] | None:
+        """Wait until one more request with about ``estimated_tokens`` fits both limits, then count it.
+
+        Returns the token entry, for :meth:`correct_tokens` once the real usage is known.
+        """
         async with self._lock:  # one waiter at a time keeps the order fair and the windows consistent
             while True:
                 delay = max(
@@ -116,10 +127,9 @@ class RateLimits:
                 await asyncio.sleep(delay)
             if self.requests:
                 self.requests.add(1)
-            if self.tokens:
-                self.tokens.add(estimated_tokens)
+            return self.tokens.add(estimated_tokens) if self.tokens else None
 
-    def correct_tokens(self, estimated: float, actual: float) -> None:
+    def correct_tokens(self, entry: list[float] | None, actual: float) -> None:
         """Replace a request's token estimate by what it really used, once its usage is known."""
-        if self.tokens and actual != estimated:
-            self.tokens.add(actual - estimated)
+        if self.tokens and entry is not None:
+            self.tokens.correct(entry, actual)

@@ -81,6 +81,13 @@ class RecordOutcome:
 
 
 @dataclass(frozen=True)
+class _Stopped:
+    """A budget refused the call."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class BatchLimits:
     """How the batch may spend: concurrency, per-minute limits, budgets."""
 
@@ -149,13 +156,14 @@ class BatchRunner:
         self._gate = AdaptiveConcurrency(limits.concurrency)
         self._rates = RateLimits(limits.requests_per_minute, limits.tokens_per_minute, window=limits.rate_window_s)
         self._resumed_count = len(self.outcomes)
-        self._spent = Usage()
-        self._calls_done = 0
+        # Budgets are for the whole batch: what earlier tries of the task spent on resumed records counts.
+        self._spent = sum((outcome.usage for outcome in self.outcomes.values()), Usage())
+        self._calls_done = len(self.outcomes)
+        self._calls_without_cost = sum(1 for outcome in self.outcomes.values() if outcome.usage.usd_spent is None)
         self._requests = 0
         self._retries = 0
-        self._failures = 0
         self._stop_reason: str | None = None
-        self._started = time.monotonic()
+        self._started = 0.0
 
     async def run(self) -> BatchReport:
         """Run every pending record; returns when all settled or a budget stopped the batch."""
@@ -196,16 +204,21 @@ class BatchRunner:
     async def _process(self, item: BatchItem) -> RecordOutcome | None:
         messages = item.messages
         spent = Usage()
+        last: ChatCompletionResult | None = None
         attempt = validation_attempt = 0
         while True:
-            refusal = self._over_budget()
-            if refusal is not None:
-                self._stop_reason = self._stop_reason or refusal
-                if attempt == 0 and validation_attempt == 0:
-                    return None
-                return RecordOutcome(index=item.index, usage=spent, error=f"stopped: {refusal}")
             attempt += 1
-            result = await self._call(item, messages, attempt)
+            result = await self._call(item, messages, attempt, validation_attempt)
+            if isinstance(result, _Stopped):
+                if last is None and spent == Usage():
+                    return None
+                return RecordOutcome(  # keep the answer already paid for, if a re-ask was stopped
+                    index=item.index,
+                    content=last.content if last is not None else None,
+                    reasoning=last.reasoning if last is not None else "",
+                    usage=spent,
+                    error=f"stopped: {result.reason}",
+                )
             if isinstance(result, AimlApiError):
                 delay = self.retry_policy.delay_before_retry(result, attempt)
                 if delay is None:
@@ -214,6 +227,7 @@ class BatchRunner:
                 await asyncio.sleep(delay)
                 continue
             spent = spent + result.usage
+            last = result
             try:
                 parsed = self.parse(result.content)
             except AimlOutputParseError as problem:
@@ -234,15 +248,23 @@ class BatchRunner:
             )
 
     async def _call(
-        self, item: BatchItem, messages: list[dict[str, Any]], attempt: int
-    ) -> ChatCompletionResult | AimlApiError:
-        await self._rates.admit(item.estimated_tokens)
+        self, item: BatchItem, messages: list[dict[str, Any]], attempt: int, validation_attempt: int
+    ) -> ChatCompletionResult | AimlApiError | _Stopped:
+        token_entry = await self._rates.admit(item.estimated_tokens)
         await self._gate.acquire()
-        self._requests += 1
         rate_limited_for: float | None = None
-        request_id = client_request_id(self.request_id_prefix, f"r{item.index}")
         try:
-            if item.body is not None and messages is item.messages:
+            # Checked at the moment the call would start, after any wait for a slot or the rate limits.
+            refusal = self._over_budget(item)
+            if refusal is not None:
+                self._stop_reason = self._stop_reason or refusal
+                return _Stopped(refusal)
+            self._requests += 1
+            parts = [self.request_id_prefix, f"r{item.index}"] + (
+                [f"v{validation_attempt}"] if validation_attempt else []
+            )
+            request_id = client_request_id(*parts)
+            if validation_attempt == 0 and item.body is not None:
                 model = self.call_kwargs.get("model") or item.body["model"]
                 result = await self.hook.asend_chat(PreparedChat(model, item.body, request_id))
             else:  # a validation re-ask: a new conversation, checked and built now
@@ -253,7 +275,7 @@ class BatchRunner:
             return error
         else:
             self._account(result.usage)
-            self._rates.correct_tokens(item.estimated_tokens, result.usage.total_tokens)
+            self._rates.correct_tokens(token_entry, result.usage.total_tokens)
             return result
         finally:
             await self._gate.release(rate_limited_for=rate_limited_for)
@@ -261,25 +283,31 @@ class BatchRunner:
     def _account(self, usage: Usage) -> None:
         self._spent = self._spent + usage
         self._calls_done += 1
+        if usage.usd_spent is None:
+            self._calls_without_cost += 1
 
-    def _over_budget(self) -> str | None:
-        """Why no new call may start, or ``None``: budgets are checked against spent + likely in-flight spend."""
+    def _over_budget(self, item: BatchItem) -> str | None:
+        """Why this call may not start, or ``None``.
+
+        A budget counts what was spent (resumed records included) plus what the calls in flight, this one
+        included, will likely spend: the average call so far, or this record's own estimate before any call
+        finished.
+        """
         if self._stop_reason is not None:
             return self._stop_reason
-        upcoming = self._gate.in_flight + 1
-        calls = max(self._calls_done, 1)
+        in_flight = self._gate.in_flight
         tokens_cap = self.limits.max_total_tokens
-        if tokens_cap is not None and self._calls_done:
-            likely = self._spent.total_tokens + upcoming * self._spent.total_tokens / calls
-            if likely > tokens_cap:
+        if tokens_cap is not None:
+            per_call = self._spent.total_tokens / self._calls_done if self._calls_done else item.estimated_tokens
+            if self._spent.total_tokens + in_flight * per_call > tokens_cap:
                 return f"the token budget of {tokens_cap:,} would be passed ({self._spent.total_tokens:,} spent)"
         cost_cap = self.limits.max_cost_usd
         if cost_cap is not None and self._calls_done:
-            if self._spent.usd_spent is None:
-                return "the cost budget cannot be enforced: the API reported no cost for the calls so far"
-            likely_usd = self._spent.usd_spent + upcoming * self._spent.usd_spent / calls
-            if likely_usd > cost_cap:
-                return f"the cost budget of ${cost_cap:g} would be passed (${self._spent.usd_spent:.6f} spent)"
+            if self._calls_without_cost:
+                return "the cost budget cannot be enforced: the API reported no cost for some calls"
+            spent_usd = self._spent.usd_spent or 0.0
+            if spent_usd + in_flight * spent_usd / self._calls_done > cost_cap:
+                return f"the cost budget of ${cost_cap:g} would be passed (${spent_usd:.6f} spent)"
         return None
 
     def _note_retry(self, item: BatchItem, error: AimlApiError, attempt: int, delay: float) -> None:
@@ -297,10 +325,18 @@ class BatchRunner:
 
     def _settle(self, item: BatchItem, outcome: RecordOutcome) -> None:
         self.outcomes[item.index] = outcome
-        if outcome.error is not None:
-            self._failures += 1
-        elif self.checkpoint is not None:
+        if outcome.error is not None or self.checkpoint is None:
+            return
+        try:
             self.checkpoint.append(outcome.to_checkpoint(item.fingerprint))
+        except Exception as error:  # a failing checkpoint must not cost the results already paid for
+            self.log.warning(
+                "Writing the checkpoint %s failed (%s: %s); the batch goes on without it",
+                self.checkpoint.location,
+                type(error).__name__,
+                error,
+            )
+            self.checkpoint = None
 
     async def _report_progress(self) -> None:
         while True:
@@ -308,7 +344,9 @@ class BatchRunner:
             self._log_progress()
 
     def _log_progress(self, *, final: bool = False) -> None:
-        done = len(self.outcomes) - self._resumed_count
+        settled = len(self.outcomes) - self._resumed_count
+        failed = sum(1 for outcome in self.outcomes.values() if outcome.error is not None)
+        done = settled
         asked = self.total - self._resumed_count
         elapsed = max(time.monotonic() - self._started, 1e-9)
         rate = done / elapsed
@@ -322,7 +360,7 @@ class BatchRunner:
             "Batch finished:" if final else "Batch progress:",
             done,
             asked,
-            self._failures,
+            failed,
             rate,
             eta,
             usage.total_tokens,

@@ -14,6 +14,7 @@ from airflow_provider_aiml.hooks.aiml import AimlApiHook
 from airflow_provider_aiml.hooks.building import client_request_id
 from airflow_provider_aiml.messages import ImageSource
 from airflow_provider_aiml.models import GENERATION_PARAMETERS, ChatCompletionResult
+from airflow_provider_aiml.output import wants_json
 from airflow_provider_aiml.structured import check_output_type, parse_output, response_format_for
 
 if TYPE_CHECKING:
@@ -37,8 +38,9 @@ class AimlBaseOperator(BaseOperator):
         get JSON, decoded into XCom ``parsed``. Templated.
     :param output_type: a pydantic model class; its JSON schema is sent as a strict ``json_schema`` format and
         the answer is validated into it (``parsed`` holds ``model_dump(mode="json")``).
-    :param max_validation_retries: with ``output_type``, how many times to show the model its invalid answer
-        and ask again (each one is a billed call).
+    :param max_validation_retries: when JSON was asked for (``output_type`` or a JSON ``response_format``) and
+        the answer does not decode or validate, how many times to show the model its answer with the problem and
+        ask again (each one is a billed call, traced with ``:v<n>`` appended to the client request id).
     :param extra_body: model-specific keys merged into the request (``enable_thinking``, ``thinking_budget``,
         ``reasoning_effort``, ...). Templated.
 
@@ -147,10 +149,17 @@ class AimlBaseOperator(BaseOperator):
         params["response_format"] = self.effective_response_format
         return {name: value for name, value in params.items() if value is not None}
 
+    @property
+    def wants_parsed(self) -> bool:
+        """Whether answers are decoded into ``parsed`` (JSON asked for, by any of the ways to ask)."""
+        return self.output_type is not None or wants_json(self._json_format())
+
+    def _json_format(self) -> Any:
+        return self.response_format or (self.extra_body or {}).get("response_format")
+
     def parse_answer(self, content: str) -> Any:
         """``parsed`` for an answer: decoded JSON, validated into ``output_type`` when set; ``None`` otherwise."""
-        response_format = self.response_format or (self.extra_body or {}).get("response_format")
-        return parse_output(content, response_format=response_format, output_type=self.output_type)
+        return parse_output(content, response_format=self._json_format(), output_type=self.output_type)
 
 
 def reads_as_text(value: str, template_ext: Sequence[str]) -> bool:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 T = TypeVar("T")
+PROMPT_FILE_EXTENSIONS = (".j2", ".jinja2", ".txt")
 OnError = Literal["fail", "continue"]
 
 
@@ -69,7 +70,9 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         "checkpoint_path",
     )
     template_fields_renderers = {"inputs": "json", "response_format": "json", "extra_body": "json"}
-    template_ext: Sequence[str] = (".j2", ".jinja2", ".txt")
+    # No template files for the task-level fields: a record such as "notes.txt" must stay a record. The
+    # per-record prompt may still name a file (PROMPT_FILE_EXTENSIONS).
+    template_ext: Sequence[str] = ()
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -133,7 +136,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
             log=self.log,
         )
         report = _run(runner.run())
-        results = [outcome.to_xcom(self._with_parsed) for outcome in report.outcomes]
+        results = [outcome.to_xcom(self.wants_parsed) for outcome in report.outcomes]
         self._push(context, report, results, resumed=len(resumed))
         self._raise_for(report)
         return results
@@ -198,7 +201,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         for index, record in enumerate(records):
             scope = cast("Context", {**context, "record": record, "index": index})
             try:
-                prompt = None if prompt_template is None else self._render(prompt_template, scope)
+                prompt = None if prompt_template is None else _as_text(self._render(prompt_template, scope))
                 messages = None if self.messages is None else self.render_template(self.messages, scope, env)
                 images = None if self.images is None else self.render_template(self.images, scope, env)
             except Exception as error:
@@ -221,7 +224,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
                     body = with_messages(template_body, built)
             except AimlParameterError as error:
                 raise AimlParameterError(f"record {index}: {error.message}") from None
-            fingerprint = _fingerprint(self.model, built, params, self.extra_body)
+            fingerprint = _fingerprint(model, built, params, self.extra_body)
             # The item keeps the body's message list (not a second copy): 10,000 records should stay small.
             items.append(BatchItem(index, body["messages"], fingerprint, _estimate(built, budget_tokens), body))
         return items
@@ -229,7 +232,9 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
     def _compile_prompt(self, env: Any) -> Any:
         """The prompt template, compiled once for all records (a file name is loaded like Airflow does)."""
         assert self.prompt is not None
-        is_file = self.prompt.endswith(tuple(self.template_ext)) and not reads_as_text(self.prompt, self.template_ext)
+        is_file = self.prompt.endswith(PROMPT_FILE_EXTENSIONS) and not reads_as_text(
+            self.prompt, PROMPT_FILE_EXTENSIONS
+        )
         try:
             return env.get_template(self.prompt) if is_file else env.from_string(self.prompt)
         except Exception as error:
@@ -237,10 +242,6 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
 
     def _call_kwargs(self) -> dict[str, Any]:
         return {"model": self.model or None, "extra_body": self.extra_body, **self.generation_params()}
-
-    @property
-    def _with_parsed(self) -> bool:
-        return self.effective_response_format is not None and self.effective_response_format.get("type") != "text"
 
     def _open_checkpoint(self, items: list[BatchItem]) -> tuple[Checkpoint | None, dict[int, RecordOutcome]]:
         if not self.checkpoint_path:
@@ -281,23 +282,38 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         ti = context["ti"]
         ti.xcom_push(key="usage", value=report.usage.model_dump())
         ti.xcom_push(key="batch", value=summary)
-        if report.failed and (report.stop_reason or self.on_error == "fail"):
-            ti.xcom_push(key="return_value", value=results)  # the task fails below; keep what was obtained
+        if self._failure(report) is not None:
+            ti.xcom_push(key="return_value", value=results)  # the task fails next; keep what was obtained
 
     def _raise_for(self, report: BatchReport) -> None:
-        done = len(report.outcomes) - len(report.failed)
+        message = self._failure(report)
+        if message is not None:
+            raise AimlBatchError(message)
+
+    def _failure(self, report: BatchReport) -> str | None:
+        """Why the task fails after the batch settled, or ``None`` when it succeeds."""
+        failed = report.failed
+        done = len(report.outcomes) - len(failed)
         if report.stop_reason:
-            raise AimlBatchError(
+            return (
                 f"Batch stopped: {report.stop_reason}. {done} of {len(report.outcomes)} records have results "
-                "(in XCom return_value); the others were not run."
+                f"(in XCom return_value); {len(failed)} have an 'error' saying why not."
             )
-        if report.failed and self.on_error == "fail":
-            first = report.failed[0]
-            raise AimlBatchError(
-                f"{len(report.failed)} of {len(report.outcomes)} records failed (first: record {first.index}: "
+        if failed and self.on_error == "fail":
+            first = failed[0]
+            return (
+                f"{len(failed)} of {len(report.outcomes)} records failed (first: record {first.index}: "
                 f"{first.error}). The results of the other {done} are in XCom return_value; "
                 "on_error='continue' lets the task succeed."
             )
+        return None
+
+
+def _as_text(rendered: Any) -> str:
+    """A rendered prompt as text: a DAG rendering native objects turns "{{ record }}" into the record itself."""
+    if isinstance(rendered, str):
+        return rendered
+    return json.dumps(rendered, ensure_ascii=False, default=str) if isinstance(rendered, dict | list) else str(rendered)
 
 
 def _fingerprint(model: str | None, messages: list[dict[str, Any]], params: Mapping[str, Any], extra: Any) -> str:

@@ -107,7 +107,7 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         state = event.get("resume_state") or {}
         result = result_from_event(event)
         # The conversation is rebuilt from the task's own fields rather than carried through the metadata DB.
-        messages = state.get("messages") or self.build_messages() + list(state.get("follow_up") or [])
+        messages = event.get("messages") or self.build_messages() + list(state.get("follow_up") or [])
         return self._conclude(context, messages, state["request_id"], result, state["attempt"], Usage(**state["spent"]))
 
     # --- the call and its outcome ---------------------------------------------------------------------------
@@ -149,7 +149,7 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         # turns added by validation re-asks travel; the task rebuilds the rest from its fields.
         state: dict[str, Any] = {"request_id": request_id, "attempt": attempt, "spent": spent.model_dump()}
         if self.resume_with_messages:
-            state["messages"] = messages
+            state["echo_messages"] = True  # the trigger sends its messages back; they are stored only once
         elif attempt:
             state["follow_up"] = messages[len(self.build_messages()) :]
         self.defer(

@@ -80,7 +80,10 @@ class AimlChatTrigger(BaseTrigger):
             await hook.aclose()
 
     def _echo(self) -> dict[str, Any]:
-        return {"resume_state": self.resume_state}
+        echo: dict[str, Any] = {"resume_state": self.resume_state}
+        if self.resume_state.get("echo_messages"):
+            echo["messages"] = self.messages
+        return echo
 
 
 def error_to_event(error: AimlApiError) -> dict[str, Any]:

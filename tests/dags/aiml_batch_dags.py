@@ -84,3 +84,21 @@ with _dag("aiml_batch_empty"):
 
 with _dag("aiml_batch_prompt_file", params={"style": "a travel guide"}):
     AimlBatchChatCompletionOperator(task_id="batch", inputs=CITIES[:3], prompt="prompts/batch_prompt.j2")
+
+with _dag("aiml_batch_budget_wave"):
+    AimlBatchChatCompletionOperator(
+        task_id="batch",
+        inputs=CITIES[:12],
+        prompt="Describe {{ record }}.",
+        concurrency=4,
+        max_completion_tokens=400,
+        max_total_tokens=1000,
+    )
+
+with _dag("aiml_batch_native", render_template_as_native_obj=True):
+    AimlBatchChatCompletionOperator(task_id="batch", inputs=["2024", "notes.txt"], prompt="{{ record }}")
+
+with _dag("aiml_batch_bad_checkpoint"):
+    AimlBatchChatCompletionOperator(
+        task_id="batch", inputs=CITIES[:4], prompt="Describe {{ record }}.", checkpoint_path="/dev/null/ck.jsonl"
+    )

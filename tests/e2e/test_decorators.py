@@ -59,10 +59,11 @@ def test_task_aiml_with_output_type_returns_the_validated_object(dagbag, emulato
     assert emulator.chat_requests[-1].json["response_format"]["json_schema"]["name"] == "CityFacts"
 
 
-def test_task_aiml_deferrable_resumes_with_the_function_prompt(dagbag, emulator):
+def test_task_aiml_deferrable_resumes_with_the_function_prompt(dagbag, emulator, capsys):
     dag_run = run(dagbag, "aiml_decorator_deferrable")
 
     assert dag_run.state == "success"
+    assert "Deferring the AI/ML API call" in capsys.readouterr().out
     assert emulator.chat_requests[-1].json["messages"] == [{"role": "user", "content": "Explain deferral."}]
     assert xcom(dag_run, "return_value", "ask_later") == xcom(dag_run, "content", "ask_later")
 

@@ -108,7 +108,8 @@ def test_the_trigger_row_carries_no_api_key(dagbag, emulator):
     with create_session() as session:
         kwargs = [json.dumps(row.kwargs, default=str) for row in session.query(Trigger).all()]
     stored = " ".join(kwargs)
-    assert "aiml_default" in stored or not kwargs
+    assert kwargs, "the deferred run left no trigger row to inspect"
+    assert "aiml_default" in stored
     assert "sk-emulator-test-key" not in stored
 
 
@@ -139,5 +140,20 @@ def test_deferrable_typed_output_reasks_through_the_triggerer(dagbag, emulator):
     assert dag_run.state == "failed"
     assert len(emulator.chat_requests) == 2
     assert sent(emulator)["messages"][-2] == {"role": "assistant", "content": '{"vendor": 5}'}
+    assert emulator.chat_requests[-1].client_request_id.endswith(":v1")
     usage: dict[str, Any] = xcom(dag_run, "usage")
-    assert usage["total_tokens"] > 0
+    assert usage["total_tokens"] == sum(_tokens_billed(emulator, i) for i in range(2))
+    assert xcom(dag_run, "content") == '{"vendor": 5}'
+
+
+def _tokens_billed(emulator: AimlApiEmulator, index: int) -> int:
+    """Tokens the emulator reported for its index-th chat request, from its request log."""
+    import httpx
+
+    replayed = httpx.post(
+        f"{emulator.base_url}/chat/completions",
+        json=emulator.chat_requests[index].json,
+        headers={"Authorization": "Bearer sk-replay"},
+        timeout=10,
+    )
+    return int(replayed.json()["usage"]["total_tokens"])
