@@ -250,6 +250,8 @@ def write_report(
         "  gap to the ideal time is the emulator's own CPU time; against the real API the calls themselves dominate.",
         "- The async client is a set of small connection pools (8 connections each): one httpcore pool serving",
         "  128 connections took 10 s for 640 calls where 32 small pools took 0.8 s (measured while building this).",
+        "- For scale: bare `httpx.AsyncClient` POSTs of the same 1,000 requests through the same pools, with no",
+        "  validation, parsing, retries or bookkeeping, took 3.46 s in a one-off run on this machine.",
         "- The memory figure is the whole Python process (Airflow, its in-process API server for `dag.test()`, and",
         "  the task), so the task's own share is the difference to the figure before the run.",
         "",
