@@ -18,6 +18,8 @@ from airflow_provider_aiml.output import decode_json, wants_json
 
 _NAME_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_-]+")
 _MAX_ERRORS_SHOWN = 8
+TURNS_PER_REASK = 2
+"""Messages a re-ask adds to the conversation: the rejected answer and the request to fix it."""
 
 
 def check_output_type(output_type: Any, response_format: Any) -> None:

@@ -13,7 +13,7 @@ from airflow_provider_aiml.messages import build_messages
 from airflow_provider_aiml.models import ChatCompletionResult, StreamDelta, Usage
 from airflow_provider_aiml.operators._base import AimlBaseOperator, result_xcom_values, task_client_request_id
 from airflow_provider_aiml.operators._stream_log import StreamLogWriter
-from airflow_provider_aiml.structured import reask_messages
+from airflow_provider_aiml.structured import TURNS_PER_REASK, reask_messages
 from airflow_provider_aiml.triggers.aiml import AimlChatTrigger, result_from_event
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         if self.resume_with_messages:
             state["echo_messages"] = True  # the trigger sends its messages back; they are stored only once
         elif attempt:
-            state["follow_up"] = messages[len(self.build_messages()) :]
+            state["follow_up"] = messages[-TURNS_PER_REASK * attempt :]
         self.defer(
             trigger=AimlChatTrigger(aiml_conn_id=self.aiml_conn_id, messages=messages, resume_state=state, **args),
             method_name="execute_complete",
