@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints/airflow-3.3.2-py3.11.txt
 
-.PHONY: demo test test-floor bench-batch lint format install clean
+.PHONY: demo test test-floor bench-batch lint docs docs-build format install clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[test,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,9 +24,17 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## Lint, type-check and run the whole test suite.
-test: lint
+## Lint, type-check, build the documentation site strictly and run the whole test suite.
+test: lint docs-build
 	$(BIN)/python -m pytest
+
+## The documentation site, built with --strict: a broken link or reference fails the build.
+docs-build: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+## Serve the documentation site on http://127.0.0.1:8000 while you edit it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 ## The whole suite on the lowest Airflow the package declares (apache-airflow 3.3.0), in its own venv.
 FLOOR_VENV := .venv-floor
