@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints/airflow-3.3.2-py3.11.txt
 
-.PHONY: demo test test-floor bench-batch lint docs docs-build format install clean
+.PHONY: demo test test-floor test-ui bench-batch lint docs docs-build format install clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ test-floor:
 	$(FLOOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints/airflow-3.3.0-py3.11.txt "apache-airflow==3.3.0" -e ".[test]"
 	$(FLOOR_VENV)/bin/python -m pytest -q
 
+## The connection form, Test button and a DAG run in Airflow's real UI (headless Debian Chromium + Playwright).
+test-ui: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[ui]"
+	$(BIN)/python scripts/ui_test.py
+
 ## Batch throughput and memory benchmark; writes docs/benchmarks.md.
 bench-batch: $(STAMP)
 	$(BIN)/python benchmarks/batch_throughput.py
@@ -53,4 +59,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(FLOOR_VENV) .airflow-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLOOR_VENV) .airflow-demo .airflow-ui build .pytest_cache .mypy_cache .ruff_cache

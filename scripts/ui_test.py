@@ -1,0 +1,235 @@
+"""`make test-ui`: the connection form, the Test button and a DAG run, in Airflow's real UI in headless Chromium.
+
+Starts `airflow standalone` on 127.0.0.1 with a fresh AIRFLOW_HOME (.airflow-ui/) and the emulator as the API,
+then, in Debian's Chromium driven by Playwright: logs in, checks the "AI/ML API" connection form (fields,
+labels, hidden ones, prefilled extras), saves a good-key and a bad-key connection, presses Test on both, unpauses
+and triggers example_aiml_summarize from the UI, waits for it, and reads content, reasoning and usage in the XCom
+view. Screenshots go to docs/img/. Every process it starts is stopped at the end.
+
+Known: on Airflow 3.3.2 the Test button answers 400 for any connection without a port (the UI sends port 0
+and the masked password; apache/airflow#73298 fixes the API). The script then also checks the messages through
+the same test endpoint with the credentials in the body, reports the Airflow bug, and fails that step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+HOME = REPO / ".airflow-ui"
+SHOTS = REPO / "docs" / "img"
+PORT = 28080
+BASE = f"http://127.0.0.1:{PORT}"
+GOOD_KEY, BAD_KEY = "sk-ui-good-key-1234", "sk-ui-wrong-key-5678"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def main() -> int:
+    from airflow_provider_aiml.testing import AimlApiEmulator
+
+    shutil.rmtree(HOME, ignore_errors=True)
+    HOME.mkdir()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    with AimlApiEmulator(api_keys={GOOD_KEY}, latency=0.3) as emulator:
+        airflow = start_airflow()
+        try:
+            wait_until_ready()
+            drive_ui(emulator.base_url, failures)
+        finally:
+            stop_airflow(airflow)
+    for failure in failures:
+        print(f"FAILED: {failure}")
+    print("UI test:", "1 passed, 0 failed" if not failures else f"0 passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+def start_airflow() -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+        "AIRFLOW_HOME": str(HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(PORT),
+        "AIRFLOW__API__BASE_URL": BASE,
+    }
+    # A background job inherits SIGINT ignored; restore it so SIGINT shuts standalone down with its children.
+    launcher = (
+        "import os, signal; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execvp('airflow', ['airflow', 'standalone'])"
+    )
+    log = (HOME / "standalone.log").open("wb")
+    return subprocess.Popen([sys.executable, "-c", launcher], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_until_ready(timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{BASE}/api/v2/monitor/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"Airflow did not come up within {timeout:.0f}s; see {HOME / 'standalone.log'}")
+
+
+def stop_airflow(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT standalone (it stops its components), then make sure none of them is left behind."""
+    import psutil
+
+    children = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    _, alive = psutil.wait_procs(children, timeout=20)
+    for child in alive:
+        child.kill()
+
+
+def admin_password() -> str:
+    return str(json.loads((HOME / "simple_auth_manager_passwords.json.generated").read_text())["admin"])
+
+
+def drive_ui(api_base_url: str, failures: list[str]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(BASE + "/")
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(admin_password())
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(BASE + "/")
+        add_connection(page, "aiml_default", api_base_url, GOOD_KEY, failures, screenshots=True)
+        add_connection(page, "aiml_bad_key", api_base_url, BAD_KEY, failures, screenshots=False)
+        press_test(page, "aiml_default", "API key accepted by", failures)
+        press_test(page, "aiml_bad_key", "The API key was rejected", failures)
+        run_dag_and_read_xcom(page, failures)
+        browser.close()
+
+
+def add_connection(page: Any, conn_id: str, base_url: str, key: str, failures: list[str], *, screenshots: bool) -> None:
+    page.goto(BASE + "/connections")
+    page.get_by_role("button", name="Add Connection").click()
+    dialog = page.get_by_role("dialog")
+    dialog.locator("input[name=connection_id]").fill(conn_id)
+    combo = dialog.get_by_role("combobox").first
+    combo.fill("AI/ML")
+    combo.press("Enter")
+    for hidden in ("Port", "Login", "Schema"):
+        if dialog.get_by_text(hidden, exact=True).count():
+            failures.append(f"the form shows the unused field {hidden!r}")
+    for label in ("Base URL", "API Key"):
+        if not dialog.get_by_text(label, exact=True).count():
+            failures.append(f"the form has no {label!r} field")
+    if dialog.locator("input[name=host]").get_attribute("placeholder") != "https://api.aimlapi.com/v1":
+        failures.append("the Base URL field does not show the default URL as its placeholder")
+    if dialog.locator("input[name=password]").get_attribute("type") != "password":
+        failures.append("the API Key field is not masked")
+    dialog.locator("input[name=host]").fill(base_url)
+    dialog.locator("input[name=password]").fill(key)
+    if screenshots:
+        page.screenshot(path=str(SHOTS / "connection-form.png"))
+    dialog.get_by_text("Extra Fields", exact=True).click()
+    page.wait_for_timeout(300)
+    if dialog.locator("input[name=element_model]").input_value() != "alibaba/qwen3-vl-32b-thinking":
+        failures.append("the Default model field is not prefilled")
+    for label in ("Default model", "Timeout (seconds)", "Max retries"):
+        if not dialog.get_by_text(label, exact=True).count():
+            failures.append(f"the form has no {label!r} extra field")
+    if screenshots:
+        page.screenshot(path=str(SHOTS / "connection-extra-fields.png"))
+    dialog.get_by_role("button", name="Save").click()
+    page.wait_for_timeout(1000)
+
+
+def press_test(page: Any, conn_id: str, expected: str, failures: list[str]) -> None:
+    page.goto(BASE + "/connections")
+    page.wait_for_timeout(800)
+    row = page.get_by_role("row").filter(has_text=conn_id)
+    with page.expect_response(lambda response: "/connections/test" in response.url) as answer:
+        row.get_by_role("button", name="Test Connection").click(force=True)
+    response = answer.value
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(SHOTS / f"connection-test-{conn_id}.png"))
+    body = response.json()
+    if response.status == 200 and expected in str(body.get("message")):
+        return
+    if response.status == 400 and "differs from the stored connection" in str(body.get("detail")):
+        failures.append(
+            f"Test button for {conn_id}: Airflow answered 400 (port 0 vs. no port, apache/airflow#73298); "
+            f"the provider's own answer through the endpoint is: {direct_test_message(conn_id)!r}"
+        )
+        return
+    failures.append(f"Test button for {conn_id}: HTTP {response.status} {body}, expected {expected!r}")
+
+
+def direct_test_message(conn_id: str) -> str:
+    token = httpx.post(f"{BASE}/auth/token", json={"username": "admin", "password": admin_password()}).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    stored = httpx.get(f"{BASE}/api/v2/connections/{conn_id}", headers=headers).json()
+    key = GOOD_KEY if conn_id == "aiml_default" else BAD_KEY
+    body = {"connection_id": conn_id, "conn_type": "aimlapi", "host": stored["host"], "password": key}
+    return str(httpx.post(f"{BASE}/api/v2/connections/test", headers=headers, json=body).json().get("message"))
+
+
+def run_dag_and_read_xcom(page: Any, failures: list[str]) -> None:
+    dag = "example_aiml_summarize"
+    page.goto(f"{BASE}/dags/{dag}")
+    page.wait_for_timeout(1500)
+    page.get_by_role("checkbox").first.click(force=True)  # unpause
+    page.get_by_role("button", name="Trigger Dag").click()
+    page.get_by_role("dialog").get_by_role("button", name="Trigger").last.click()
+    token = httpx.post(f"{BASE}/auth/token", json={"username": "admin", "password": admin_password()}).json()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    deadline = time.monotonic() + 180
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        runs = httpx.get(f"{BASE}/api/v2/dags/{dag}/dagRuns", headers=headers).json()["dag_runs"]
+        if runs and runs[-1]["state"] in ("success", "failed"):
+            break
+        time.sleep(2)
+    if not runs or runs[-1]["state"] != "success":
+        failures.append(f"the DAG run triggered from the UI did not succeed: {runs[-1:] or 'no run'}")
+        return
+    run_id = runs[-1]["dag_run_id"]
+    page.goto(f"{BASE}/dags/{dag}/runs/{run_id}/tasks/summarize/xcom")
+    page.wait_for_timeout(2500)
+    page.screenshot(path=str(SHOTS / "xcom-view.png"), full_page=True)
+    text = page.inner_text("body")
+    for key in ("content", "reasoning", "usage", "Summary:"):
+        if key not in text:
+            failures.append(f"the XCom view of summarize does not show {key!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
