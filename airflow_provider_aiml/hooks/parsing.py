@@ -80,13 +80,18 @@ def _error_message(body: bytes) -> tuple[str, str | None]:
         return (_clip(message) if message else _plain_text(text)), request_id
     if not isinstance(payload, dict):
         return _plain_text(text), None
-    error = payload.get("error")
-    nested = error.get("message") if isinstance(error, dict) else error if isinstance(error, str) else None
-    candidates = [payload.get("message"), nested, payload.get("detail"), payload.get("title")]
-    message = next((str(c) for c in candidates if c and str(c) not in ("...",)), "") or _plain_text(text)
+    message = _payload_message(payload) or _plain_text(text)
     request_id = payload.get("requestId") or payload.get("request_id")
     usable_id = request_id if isinstance(request_id, str) and request_id not in ("", "...") else None
     return _clip(message), usable_id
+
+
+def _payload_message(payload: Mapping[str, Any]) -> str:
+    """The message of a JSON error body, whichever documented shape it has ("" when it has none)."""
+    error = payload.get("error")
+    nested = error.get("message") if isinstance(error, dict) else error if isinstance(error, str) else None
+    candidates = [payload.get("message"), nested, payload.get("detail"), payload.get("title")]
+    return next((str(c) for c in candidates if c and str(c) not in ("...",)), "")
 
 
 def _loose_member(text: str, key: str) -> str | None:
@@ -145,7 +150,9 @@ def parse_completion(body: bytes, call: CallInfo) -> ChatCompletionResult:
 def _completion_from_payload(payload: dict[str, Any], call: CallInfo) -> ChatCompletionResult:
     choices = payload.get("choices")
     if not isinstance(choices, list) or not choices:
-        problem, _ = _error_message(json.dumps(payload).encode()) if "choices" not in payload else ("", None)
+        problem = ""
+        if "choices" not in payload:  # an error body delivered with status 200
+            problem = _clip(_payload_message(payload) or _plain_text(json.dumps(payload)))
         raise _response_error(f"The API's answer has no choices{': ' + problem if problem else ''}", call)
     choice = choices[0]
     message = choice.get("message") or {}

@@ -19,8 +19,6 @@ from airflow_provider_aiml.triggers.aiml import AimlChatTrigger, result_from_eve
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["AimlChatCompletionOperator", "result_xcom_values", "task_client_request_id"]
-
 
 class AimlChatCompletionOperator(AimlBaseOperator):
     """Ask an AI/ML API chat model one question and hand the answer to downstream tasks.
