@@ -47,7 +47,7 @@ test-floor:
 ## The connection form, Test button and a DAG run in Airflow's real UI (headless Debian Chromium + Playwright).
 test-ui: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[ui]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[ui]"
 	$(BIN)/python scripts/ui_test.py
 
 ## Batch throughput and memory benchmark; writes docs/benchmarks.md.

@@ -50,19 +50,23 @@ with DAG(
         """Stand-in for reading the records of the day from a table or a file."""
         return [f"Classify the sentiment of this product review:\n\n{review}" for review in REVIEWS]
 
+    # --8<-- [start:classify]
     classify = AimlChatCompletionOperator.partial(
         task_id="classify",
         system_prompt="You label product reviews. Answer with JSON only.",
         response_format=SENTIMENT,
         max_completion_tokens=2048,
     ).expand(prompt=load_reviews())
+    # --8<-- [end:classify]
 
     @task
     def collect(answers: list[str], ti: Any = None) -> dict[str, Any]:
         """Pair each review with its label and add up the tokens and cost of all calls."""
+        # --8<-- [start:collect-pull]
         parsed = list(ti.xcom_pull(task_ids="classify", key="parsed"))
         usages = list(ti.xcom_pull(task_ids="classify", key="usage"))
         costs = [usage["usd_spent"] for usage in usages if usage["usd_spent"] is not None]
+        # --8<-- [end:collect-pull]
         return {
             "labels": [item["sentiment"] for item in parsed],
             "answers": list(answers),

@@ -36,6 +36,7 @@ with DAG(
     catchup=False,
     tags=["aiml", "example"],
 ) as dag:
+    # --8<-- [start:extract]
     extract = AimlChatCompletionOperator(
         task_id="extract_invoice",
         system_prompt="Extract the requested fields. Answer with JSON only.",
@@ -47,12 +48,15 @@ with DAG(
         temperature=0.0,
         max_completion_tokens=4096,
     )
+    # --8<-- [end:extract]
 
     @task
     def check_invoice(ti: Any = None) -> dict[str, Any]:
         """Use the typed fields: here, a simple plausibility check a finance pipeline might run."""
+        # --8<-- [start:check-parsed]
         invoice = ti.xcom_pull(task_ids="extract_invoice", key="parsed")
         missing = [field for field in INVOICE_SCHEMA["required"] if field not in invoice]
+        # --8<-- [end:check-parsed]
         if missing:
             raise ValueError(f"The model left out {missing}")
         return {"invoice": invoice, "plausible": float(invoice["total"]) > 0}

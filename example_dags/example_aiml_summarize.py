@@ -24,6 +24,7 @@ ARTICLE = (
     "reviewed in the autumn."
 )
 
+# --8<-- [start:dag]
 with DAG(
     dag_id="example_aiml_summarize",
     description="Summarize a text with a thinking model and report what it cost.",
@@ -42,14 +43,17 @@ with DAG(
         prompt="prompts/summarize.j2",
         max_completion_tokens=4096,
     )
+    # --8<-- [end:dag]
 
     @task
     def report(ti: Any = None) -> dict[str, Any]:
         """Read the summary, the model's reasoning and the usage back from XCom."""
+        # --8<-- [start:report-pull]
         content = ti.xcom_pull(task_ids="summarize", key="content")
         reasoning = ti.xcom_pull(task_ids="summarize", key="reasoning")
         usage = ti.xcom_pull(task_ids="summarize", key="usage")
         cost = f"${usage['usd_spent']:.6f}" if usage["usd_spent"] is not None else "not reported"
+        # --8<-- [end:report-pull]
         log.info(
             "Summary of %d characters; %d tokens (%d reasoning), cost %s",
             len(content),

@@ -19,6 +19,7 @@ with DAG(
     catchup=False,
     tags=["aiml", "example"],
 ) as dag:
+    # --8<-- [start:describe-chart]
     AimlChatCompletionOperator(
         task_id="describe_chart",
         model="alibaba/qwen3-vl-32b-thinking",
@@ -26,3 +27,4 @@ with DAG(
         images=["images/bar_chart.png"],
         max_completion_tokens=4096,
     )
+    # --8<-- [end:describe-chart]

@@ -15,12 +15,14 @@ TEST_BASE_URL = "https://api.test.invalid/v1"
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_DAGS = REPO / "example_dags"
 TEST_DAGS = Path(__file__).resolve().parent / "dags"
+DOCS_DAGS = REPO / "docs" / "snippets" / "dags"  # the DAGs the docs pages include their samples from
 
-# dag.test() only runs DAGs from files in the dags-folder bundle: it holds the example DAGs and the test DAGs.
+# dag.test() only runs DAGs from files in the dags-folder bundle: it holds the example, test and docs DAGs.
 _HOME = Path(tempfile.mkdtemp(prefix="aiml-airflow-home-"))
 DAGS_FOLDER = _HOME / "dags"
 shutil.copytree(EXAMPLE_DAGS, DAGS_FOLDER, ignore=shutil.ignore_patterns("__pycache__"))
 shutil.copytree(TEST_DAGS, DAGS_FOLDER, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+shutil.copytree(DOCS_DAGS, DAGS_FOLDER, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_HOME),

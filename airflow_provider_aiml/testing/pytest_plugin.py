@@ -26,11 +26,13 @@ def aiml_emulator() -> Iterator[AimlApiEmulator]:
 @pytest.fixture
 def aiml_connection(aiml_emulator: AimlApiEmulator, monkeypatch: pytest.MonkeyPatch) -> AimlApiEmulator:
     """Point the ``aiml_default`` Airflow connection at ``aiml_emulator`` (via env); returns the emulator."""
+    # --8<-- [start:connection]
     connection = {
         "conn_type": "aimlapi",
         "password": EMULATOR_API_KEY,
         "host": aiml_emulator.base_url,
         "extra": {"timeout": 10, "max_retries": 2},
     }
+    # --8<-- [end:connection]
     monkeypatch.setenv(CONNECTION_ENV, json.dumps(connection))
     return aiml_emulator
