@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints/airflow-3.3.2-py3.11.txt
 
-.PHONY: demo test test-floor test-ui bench-batch lint docs docs-build format install clean
+.PHONY: demo test test-floor test-ui test-faults bench bench-batch lint docs docs-build format install clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,17 @@ test-ui: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[ui]"
 	$(BIN)/python scripts/ui_test.py
 
-## Batch throughput and memory benchmark; writes docs/benchmarks.md.
+## Fault injection (loopback only, bounded in time): a chaos batch, kill and resume, property-based fuzzing of
+## parameters and responses.
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest -m faults tests/faults
+
+## Every benchmark against the emulator on 127.0.0.1; writes docs/benchmarks.md and its plots.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[bench]"
+	$(BIN)/python -m benchmarks
+
+## Batch throughput and memory benchmark only.
 bench-batch: $(STAMP)
 	$(BIN)/python benchmarks/batch_throughput.py
 

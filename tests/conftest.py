@@ -37,7 +37,7 @@ os.environ.update(
 )
 os.environ.pop("AIMLAPI_API_KEY", None)
 
-pytest_plugins = ["airflow_provider_aiml.testing.pytest_plugin"]
+pytest_plugins = ["airflow_provider_aiml.testing.pytest_plugin", "tests.secret_scan"]
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -13,17 +14,34 @@ from airflow_provider_aiml.exceptions import AimlParameterError
 from airflow_provider_aiml.hooks.aiml import AimlApiHook
 from airflow_provider_aiml.hooks.building import client_request_id
 from airflow_provider_aiml.messages import ImageSource
-from airflow_provider_aiml.models import GENERATION_PARAMETERS, ChatCompletionResult
+from airflow_provider_aiml.models import GENERATION_PARAMETERS, ChatCompletionResult, Usage
 from airflow_provider_aiml.output import wants_json
 from airflow_provider_aiml.structured import check_output_type, parse_output, response_format_for
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
 OPERATOR_PARAMETERS = tuple(
     name for name in GENERATION_PARAMETERS if name not in ("response_format", "prediction", "stream_options")
 )
 """Generation parameters the operators take as keyword arguments (by their API names)."""
+
+
+@dataclass(frozen=True)
+class TaskSpend:
+    """What a task spent on the API, as its XCom ``usage`` reports it; OpenLineage reads it after the task."""
+
+    requested_model: str
+    response_models: tuple[str, ...]
+    """The model names the API reported, in order of first appearance."""
+    usage: Usage
+    calls: int
+    """Answers received, each one billed: validation re-asks included, failed tries (not billed) not."""
+    records_succeeded: int | None = None
+    """Batch only: records with a result."""
+    records_failed: int | None = None
+    """Batch only: records with an ``error`` (not run ones included)."""
 
 
 class AimlBaseOperator(BaseOperator):
@@ -95,6 +113,8 @@ class AimlBaseOperator(BaseOperator):
         self.tools = tools
         self.tool_choice = tool_choice
         self.parallel_tool_calls = parallel_tool_calls
+        self.spend: TaskSpend | None = None
+        """Set by ``execute`` once the API answered; read by the OpenLineage methods."""
 
     def render_template(
         self, content: Any, context: Context, jinja_env: Any = None, seen_oids: set[int] | None = None
@@ -160,6 +180,23 @@ class AimlBaseOperator(BaseOperator):
     def parse_answer(self, content: str) -> Any:
         """``parsed`` for an answer: decoded JSON, validated into ``output_type`` when set; ``None`` otherwise."""
         return parse_output(content, response_format=self._json_format(), output_type=self.output_type)
+
+    # --- OpenLineage (called by apache-airflow-providers-openlineage when it is installed) --------------------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
+        """The run facet ``aiml_usage``: models, token counts, cost and calls of the task."""
+        return self._openlineage_usage()
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage | None:
+        """The same facet for a failed task: what it spent before failing (a failed batch keeps its results)."""
+        return self._openlineage_usage()
+
+    def _openlineage_usage(self) -> OperatorLineage | None:
+        try:
+            from airflow_provider_aiml.lineage import operator_lineage
+        except ImportError:  # OpenLineage is not installed (then nothing calls this)
+            return None
+        return operator_lineage(self.spend)
 
 
 def reads_as_text(value: str, template_ext: Sequence[str]) -> bool:

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from airflow_provider_aiml.batch.checkpoint import Checkpoint
 from airflow_provider_aiml.batch.runner import BatchItem, BatchLimits, BatchReport, BatchRunner, RecordOutcome
 from airflow_provider_aiml.exceptions import AimlApiError, AimlParameterError
-from airflow_provider_aiml.hooks.aiml import AimlApiHook
+from airflow_provider_aiml.hooks.aiml import AimlApiHook, PreparedChat
 from airflow_provider_aiml.hooks.building import build_chat_body, with_messages
 from airflow_provider_aiml.hooks.retry import RetryPolicy
 from airflow_provider_aiml.messages import build_messages
-from airflow_provider_aiml.operators._base import AimlBaseOperator, reads_as_text, task_client_request_id
+from airflow_provider_aiml.models import ChatCompletionResult
+from airflow_provider_aiml.operators._base import AimlBaseOperator, TaskSpend, reads_as_text, task_client_request_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -106,7 +107,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
 
     def make_hook(self) -> AimlApiHook:
         """A quiet hook that makes one try per call: the batch retries, paces and logs progress itself."""
-        return AimlApiHook(
+        return _AnswerCountingHook(
             aiml_conn_id=self.aiml_conn_id,
             retry_policy=RetryPolicy(max_retries=0),
             log_calls=False,
@@ -137,6 +138,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         )
         report = _run(runner.run())
         results = [outcome.to_xcom(self.wants_parsed) for outcome in report.outcomes]
+        self.spend = self._spend(report)
         self._push(context, report, results, resumed=len(resumed))
         self._raise_for(report)
         return results
@@ -265,6 +267,20 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
 
     # --- results --------------------------------------------------------------------------------------------
 
+    def _spend(self, report: BatchReport) -> TaskSpend:
+        """What the batch spent, resumed records included (as in XCom ``usage``)."""
+        hook = self.hook
+        models, answers = (tuple(hook.models), hook.answers) if isinstance(hook, _AnswerCountingHook) else ((), 0)
+        failed = len(report.failed)
+        return TaskSpend(
+            self.model or hook.settings.model,
+            models,
+            report.usage,
+            calls=answers,
+            records_succeeded=len(report.outcomes) - failed,
+            records_failed=failed,
+        )
+
     def _push(self, context: Context, report: BatchReport, results: list[dict[str, Any]], *, resumed: int) -> None:
         if not self.do_xcom_push:
             return
@@ -307,6 +323,21 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
                 "on_error='continue' lets the task succeed."
             )
         return None
+
+
+class _AnswerCountingHook(AimlApiHook):
+    """The batch's hook: counts the answers and notes the model names the API reports (records keep usage only)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.answers = 0
+        self.models: dict[str, None] = {}  # an ordered set
+
+    async def asend_chat(self, call: PreparedChat) -> ChatCompletionResult:
+        result = await super().asend_chat(call)
+        self.answers += 1
+        self.models.setdefault(result.model)
+        return result
 
 
 def _as_text(rendered: Any) -> str:

@@ -11,7 +11,12 @@ from airflow_provider_aiml.exceptions import AimlOutputParseError
 from airflow_provider_aiml.hooks.building import build_chat_body
 from airflow_provider_aiml.messages import build_messages
 from airflow_provider_aiml.models import ChatCompletionResult, StreamDelta, Usage
-from airflow_provider_aiml.operators._base import AimlBaseOperator, result_xcom_values, task_client_request_id
+from airflow_provider_aiml.operators._base import (
+    AimlBaseOperator,
+    TaskSpend,
+    result_xcom_values,
+    task_client_request_id,
+)
 from airflow_provider_aiml.operators._stream_log import StreamLogWriter
 from airflow_provider_aiml.structured import TURNS_PER_REASK, reask_messages
 from airflow_provider_aiml.triggers.aiml import AimlChatTrigger, result_from_event
@@ -166,6 +171,7 @@ class AimlChatCompletionOperator(AimlBaseOperator):
     ) -> Any:
         """Push the answer, then decode it; an invalid typed answer is re-asked while retries remain."""
         total = spent + result.usage
+        self.spend = TaskSpend(result.requested_model, (result.model,), total, calls=attempt + 1)
         self.push_result(context, result, total)
         try:
             parsed = self.parse_answer(result.content)
