@@ -25,13 +25,13 @@ NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
 
 class _Open(BaseModel):
     """A strict model that lets unknown keys through (the API adds keys over time)."""
 
-    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True, defer_build=True)
 
 
 # --- request parameters -------------------------------------------------------------------------------------

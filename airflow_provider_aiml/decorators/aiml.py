@@ -18,12 +18,13 @@ from airflow.sdk.definitions._internal.types import SET_DURING_EXECUTION
 from airflow.sdk.definitions.context import context_merge
 
 from airflow_provider_aiml.exceptions import AimlParameterError
-from airflow_provider_aiml.models import ChatCompletionResult
 from airflow_provider_aiml.operators.batch import AimlBatchChatCompletionOperator
 from airflow_provider_aiml.operators.chat import AimlChatCompletionOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_aiml.models import ChatCompletionResult
 
 
 def _call(operator: DecoratedOperator, context: Context) -> Any:

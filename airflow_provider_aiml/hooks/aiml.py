@@ -25,6 +25,7 @@ from airflow_provider_aiml.exceptions import (
     AimlTimeoutError,
     AimlTransportError,
 )
+from airflow_provider_aiml.hooks import DEFAULT_CONN_ID
 from airflow_provider_aiml.hooks.building import (
     build_chat_body,
     call_headers,
@@ -91,7 +92,7 @@ class AimlApiHook(BaseHook):
     """
 
     conn_name_attr = "aiml_conn_id"
-    default_conn_name = "aiml_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "aimlapi"
     hook_name = "AI/ML API"
 

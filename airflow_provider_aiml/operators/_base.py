@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from pydantic import BaseModel
 
 from airflow_provider_aiml.exceptions import AimlParameterError
-from airflow_provider_aiml.hooks.aiml import AimlApiHook
-from airflow_provider_aiml.hooks.building import client_request_id
+from airflow_provider_aiml.hooks import DEFAULT_CONN_ID
 from airflow_provider_aiml.messages import ImageSource
-from airflow_provider_aiml.models import GENERATION_PARAMETERS, ChatCompletionResult, Usage
 from airflow_provider_aiml.output import wants_json
 from airflow_provider_aiml.structured import check_output_type, parse_output, response_format_for
 
@@ -22,10 +20,21 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
-OPERATOR_PARAMETERS = tuple(
-    name for name in GENERATION_PARAMETERS if name not in ("response_format", "prediction", "stream_options")
-)
-"""Generation parameters the operators take as keyword arguments (by their API names)."""
+    from airflow_provider_aiml.hooks.aiml import AimlApiHook
+    from airflow_provider_aiml.models import ChatCompletionResult, Usage
+
+# The operator modules import the hook, the wire models and the trigger only when a task runs: a DAG file is
+# parsed again and again, and this package (not under ``airflow.``) is not pre-imported by the DAG processor.
+
+
+@cache
+def operator_parameters() -> tuple[str, ...]:
+    """Generation parameters the operators take as keyword arguments (by their API names)."""
+    from airflow_provider_aiml.models import GENERATION_PARAMETERS
+
+    return tuple(
+        name for name in GENERATION_PARAMETERS if name not in ("response_format", "prediction", "stream_options")
+    )
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,7 @@ class AimlBaseOperator(BaseOperator):
     def __init__(
         self,
         *,
-        aiml_conn_id: str = AimlApiHook.default_conn_name,
+        aiml_conn_id: str = DEFAULT_CONN_ID,
         model: str | None = None,
         system_prompt: str | None = None,
         images: ImageSource | Sequence[ImageSource] | None = None,
@@ -147,6 +156,8 @@ class AimlBaseOperator(BaseOperator):
 
     def make_hook(self) -> AimlApiHook:
         """Create the task's hook."""
+        from airflow_provider_aiml.hooks.aiml import AimlApiHook
+
         return AimlApiHook(aiml_conn_id=self.aiml_conn_id)
 
     def check_output_settings(self) -> None:
@@ -165,7 +176,7 @@ class AimlBaseOperator(BaseOperator):
 
     def generation_params(self) -> dict[str, Any]:
         """The generation parameters that are set, by their API names."""
-        params = {name: getattr(self, name) for name in OPERATOR_PARAMETERS}
+        params = {name: getattr(self, name) for name in operator_parameters()}
         params["response_format"] = self.effective_response_format
         return {name: value for name, value in params.items() if value is not None}
 
@@ -216,5 +227,7 @@ def result_xcom_values(result: ChatCompletionResult) -> dict[str, Any]:
 
 def task_client_request_id(context: Context) -> str:
     """The ``X-Client-Request-Id`` of a task's calls: DAG, task, run, map index and try, in the API's alphabet."""
+    from airflow_provider_aiml.hooks.building import client_request_id
+
     ti = context["ti"]
     return client_request_id(ti.dag_id, ti.task_id, ti.run_id, ti.map_index, ti.try_number)

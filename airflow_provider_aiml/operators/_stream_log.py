@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_aiml.models import StreamDelta
+if TYPE_CHECKING:
+    from airflow_provider_aiml.models import StreamDelta
 
 FLUSH_INTERVAL_S = 2.0
 MAX_BUFFER_CHARS = 400

@@ -9,18 +9,16 @@ import threading
 from collections.abc import Coroutine, Iterable, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from airflow_provider_aiml.batch.checkpoint import Checkpoint
-from airflow_provider_aiml.batch.runner import BatchItem, BatchLimits, BatchReport, BatchRunner, RecordOutcome
 from airflow_provider_aiml.exceptions import AimlApiError, AimlParameterError
-from airflow_provider_aiml.hooks.aiml import AimlApiHook, PreparedChat
-from airflow_provider_aiml.hooks.building import build_chat_body, with_messages
-from airflow_provider_aiml.hooks.retry import RetryPolicy
 from airflow_provider_aiml.messages import build_messages
-from airflow_provider_aiml.models import ChatCompletionResult
 from airflow_provider_aiml.operators._base import AimlBaseOperator, TaskSpend, reads_as_text, task_client_request_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_aiml.batch.checkpoint import Checkpoint
+    from airflow_provider_aiml.batch.runner import BatchItem, BatchLimits, BatchReport, RecordOutcome
+    from airflow_provider_aiml.hooks.aiml import AimlApiHook
 
 T = TypeVar("T")
 PROMPT_FILE_EXTENSIONS = (".j2", ".jinja2", ".txt")
@@ -107,7 +105,10 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
 
     def make_hook(self) -> AimlApiHook:
         """A quiet hook that makes one try per call: the batch retries, paces and logs progress itself."""
-        return _AnswerCountingHook(
+        from airflow_provider_aiml.batch.hook import BatchHook
+        from airflow_provider_aiml.hooks.retry import RetryPolicy
+
+        return BatchHook(
             aiml_conn_id=self.aiml_conn_id,
             retry_policy=RetryPolicy(max_retries=0),
             log_calls=False,
@@ -115,6 +116,9 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         )
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        from airflow_provider_aiml.batch.runner import BatchRunner
+        from airflow_provider_aiml.hooks.retry import RetryPolicy
+
         self.check_output_settings()
         limits = self._limits()
         records = self._records()
@@ -146,6 +150,8 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
     # --- preparing the records ------------------------------------------------------------------------------
 
     def _limits(self) -> BatchLimits:
+        from airflow_provider_aiml.batch.runner import BatchLimits
+
         def positive(name: str, *, whole: bool = False, optional: bool = True) -> None:
             value = getattr(self, name)
             if value is None and optional:
@@ -188,6 +194,9 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
 
     def _build_items(self, context: Context, records: list[Any]) -> list[BatchItem]:
         """Render and check every record before the first call, naming the record that is wrong."""
+        from airflow_provider_aiml.batch.runner import BatchItem
+        from airflow_provider_aiml.hooks.building import build_chat_body, with_messages
+
         if (self.prompt is None) == (self.messages is None):
             raise AimlParameterError(
                 "Give exactly one of 'prompt' (a per-record template) or 'messages' (a per-record message list)."
@@ -246,6 +255,9 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         return {"model": self.model or None, "extra_body": self.extra_body, **self.generation_params()}
 
     def _open_checkpoint(self, items: list[BatchItem]) -> tuple[Checkpoint | None, dict[int, RecordOutcome]]:
+        from airflow_provider_aiml.batch.checkpoint import Checkpoint
+        from airflow_provider_aiml.batch.runner import RecordOutcome
+
         if not self.checkpoint_path:
             return None, {}
         checkpoint = Checkpoint(self.checkpoint_path)
@@ -269,8 +281,10 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
 
     def _spend(self, report: BatchReport) -> TaskSpend:
         """What the batch spent, resumed records included (as in XCom ``usage``)."""
+        from airflow_provider_aiml.batch.hook import BatchHook
+
         hook = self.hook
-        models, answers = (tuple(hook.models), hook.answers) if isinstance(hook, _AnswerCountingHook) else ((), 0)
+        models, answers = (tuple(hook.models), hook.answers) if isinstance(hook, BatchHook) else ((), 0)
         failed = len(report.failed)
         return TaskSpend(
             self.model or hook.settings.model,
@@ -323,21 +337,6 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
                 "on_error='continue' lets the task succeed."
             )
         return None
-
-
-class _AnswerCountingHook(AimlApiHook):
-    """The batch's hook: counts the answers and notes the model names the API reports (records keep usage only)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.answers = 0
-        self.models: dict[str, None] = {}  # an ordered set
-
-    async def asend_chat(self, call: PreparedChat) -> ChatCompletionResult:
-        result = await super().asend_chat(call)
-        self.answers += 1
-        self.models.setdefault(result.model)
-        return result
 
 
 def _as_text(rendered: Any) -> str:

@@ -8,9 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import conf
 
 from airflow_provider_aiml.exceptions import AimlOutputParseError
-from airflow_provider_aiml.hooks.building import build_chat_body
 from airflow_provider_aiml.messages import build_messages
-from airflow_provider_aiml.models import ChatCompletionResult, StreamDelta, Usage
 from airflow_provider_aiml.operators._base import (
     AimlBaseOperator,
     TaskSpend,
@@ -19,10 +17,11 @@ from airflow_provider_aiml.operators._base import (
 )
 from airflow_provider_aiml.operators._stream_log import StreamLogWriter
 from airflow_provider_aiml.structured import TURNS_PER_REASK, reask_messages
-from airflow_provider_aiml.triggers.aiml import AimlChatTrigger, result_from_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_aiml.models import ChatCompletionResult, Usage
 
 
 class AimlChatCompletionOperator(AimlBaseOperator):
@@ -93,6 +92,8 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         )
 
     def execute(self, context: Context) -> Any:
+        from airflow_provider_aiml.models import Usage
+
         self.check_output_settings()
         messages = self.build_messages()
         request_id = task_client_request_id(context)
@@ -107,6 +108,9 @@ class AimlChatCompletionOperator(AimlBaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the triggerer made the call: push the same XCom values as a direct call."""
+        from airflow_provider_aiml.models import Usage
+        from airflow_provider_aiml.triggers.aiml import result_from_event
+
         state = event.get("resume_state") or {}
         result = result_from_event(event)
         # The conversation is rebuilt from the task's own fields rather than carried through the metadata DB.
@@ -124,6 +128,8 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         }
 
     def _ask(self, messages: list[dict[str, Any]], request_id: str) -> ChatCompletionResult:
+        from airflow_provider_aiml.models import StreamDelta
+
         if not self.stream:
             return self.hook.chat_completion(messages, **self._call_args(request_id))
         writer = StreamLogWriter(self.log)
@@ -136,6 +142,9 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         raise AssertionError("the stream ended without a result")  # pragma: no cover - the hook always yields one
 
     def _defer(self, messages: list[dict[str, Any]], request_id: str, *, attempt: int, spent: Usage) -> None:
+        from airflow_provider_aiml.hooks.building import build_chat_body
+        from airflow_provider_aiml.triggers.aiml import AimlChatTrigger
+
         if self.stream:
             self.log.warning("stream=True has no effect on a deferred call: the triggerer waits for the whole answer")
         args = self._call_args(_attempt_id(request_id, attempt))

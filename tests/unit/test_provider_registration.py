@@ -57,13 +57,21 @@ def test_importing_the_operator_is_cheap_and_touches_no_network():
         "socket.socket.connect = no_network\n"
         "import airflow.sdk\n"
         "before = set(sys.modules)\n"
-        "import airflow_provider_aiml.operators.chat\n"
+        "import airflow_provider_aiml.operators.chat, airflow_provider_aiml.operators.batch\n"
+        "import airflow_provider_aiml.decorators.aiml\n"
         "new = set(sys.modules) - before\n"
         "heavy = sorted(m for m in new if m.split('.')[0] in {'openai', 'anthropic', 'pandas', 'numpy', 'requests'})\n"
         "print('RESULT', heavy)\n"
+        "print('LOADED', sorted(m for m in new if m.startswith(('airflow_provider_aiml', 'airflow.triggers'))))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "RESULT []" in out.splitlines()
+    # A DAG file is parsed again and again: the hook, the wire models, the batch runner and the trigger are
+    # imported when a task runs, not when the DAG file is parsed.
+    loaded = next(line for line in out.splitlines() if line.startswith("LOADED"))
+    for deferred in ("hooks.aiml", "models", "batch.runner", "triggers", "hooks.building"):
+        assert f"airflow_provider_aiml.{deferred}'" not in loaded
+    assert "airflow.triggers" not in loaded
 
 
 def test_airflow_providers_list_shows_the_provider():
