@@ -54,6 +54,7 @@ test-ui: $(STAMP)
 ## parameters and responses.
 test-faults: $(STAMP)
 	$(BIN)/python -m pytest -m faults tests/faults
+	$(BIN)/python tests/faults/write_reliability.py
 
 ## Every benchmark against the emulator on 127.0.0.1; writes docs/benchmarks.md and its plots.
 bench: $(STAMP)

@@ -433,7 +433,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     sources = [p for d in SOURCE_DIRS for p in sorted((root / d).rglob("*.py")) if p.resolve() != here]
     for secret in [*secrets_in_files(sources, root), *secrets_in_environment(dict(os.environ))]:
         SECRETS.add(secret.value, secret.origin)
-    for name in ("conftest", "tests.conftest", "airflow_provider_aiml.testing.pytest_plugin"):
+    for name in ("conftest", "tests.airflow_env", "airflow_provider_aiml.testing.pytest_plugin"):
         module = sys.modules.get(name)
         for attr in ("TEST_API_KEY", "EMULATOR_API_KEY"):
             SECRETS.add(getattr(module, attr, None), f"{name}.{attr}")

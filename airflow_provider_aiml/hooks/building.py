@@ -7,6 +7,7 @@ naming the parameter, so the caller fails before anything is sent (and before an
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -25,7 +26,14 @@ _CLIENT_REQUEST_ID_BAD_CHARS = re.compile(r"[^A-Za-z0-9._:-]+")
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 _PART_TYPES = {"system": {"text"}, "developer": {"text"}, "user": {"text", "image_url"}}
-_IMAGE_URL_PREFIXES = ("http://", "https://", "data:image/")
+_HTTP_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
+_DATA_IMAGE_URI = re.compile(r"^data:image/[\w.+-]+;base64,[A-Za-z0-9+/]+={0,2}$")
+# The messages the API's schema closes (no other keys), with the keys they take.
+_CLOSED_MESSAGE_KEYS = {
+    "system": ("role", "content", "name"),
+    "developer": ("role", "content", "name"),
+    "tool": ("role", "content", "tool_call_id", "name"),
+}
 # Union members and discriminator tags show up in pydantic's error locations; they are not part of the path.
 _UNION_MEMBER_LOC = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|[A-Z]\w*|literal\[.*\]|.*=.*)$")
 
@@ -79,13 +87,42 @@ def build_chat_body(
         body["stream"] = True
         # Ask for the usage chunk explicitly: it is schema-valid, and without it some upstreams send none.
         body.setdefault("stream_options", {"include_usage": True})
+    _check_json(body["messages"], "messages")
+    for key, value in settings.items():
+        _check_json(value, repr(key))
+    for key, value in extra.items():
+        _check_json(value, f"extra_body[{key!r}]")
+    _check_tool_choice(body)
     return body
+
+
+def _check_json(value: Any, where: str) -> None:
+    """Refuse what JSON cannot carry (NaN, inf, sets, bytes, dates, ...): the API would get a broken body."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise AimlParameterError(f"{where} cannot be sent as JSON: {error}") from None
+
+
+def _check_tool_choice(body: Mapping[str, Any]) -> None:
+    """A tool_choice that forces a function must name one of the tools sent with it."""
+    choice = body.get("tool_choice")
+    if not isinstance(choice, Mapping):
+        return
+    forced = (choice.get("function") or {}).get("name")
+    offered = {str((tool.get("function") or {}).get("name")) for tool in body.get("tools") or []}
+    if forced not in offered:
+        raise AimlParameterError(
+            f"'tool_choice' forces the function {forced!r}, which is not among the tools sent ({sorted(offered)})"
+        )
 
 
 def with_messages(body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """A validated body with other messages (checked here): batch work checks its parameters only once."""
     validate_messages(messages)
-    return {**body, "messages": [_without_nulls(message) for message in messages]}
+    new_messages = [_without_nulls(message) for message in messages]
+    _check_json(new_messages, "messages")
+    return {**body, "messages": new_messages}
 
 
 def _as_json_list(value: Any) -> Any:
@@ -151,23 +188,51 @@ def validate_messages(messages: Any) -> None:
         if not isinstance(message, Mapping):
             raise AimlParameterError(f"{where} must be an object with 'role' and 'content'")
         role = message.get("role")
-        if role not in _ROLES:
-            raise AimlParameterError(f"{where}.role must be one of {sorted(_ROLES)}, got {role!r}")
+        if not isinstance(role, str) or role not in _ROLES:
+            raise AimlParameterError(f"{where}.role must be one of {sorted(_ROLES)}, got {_short_repr(role)}")
+        closed_keys = _CLOSED_MESSAGE_KEYS.get(role)
+        present = [str(key) for key, value in message.items() if value is not None]
+        extra_keys = [] if closed_keys is None else sorted(key for key in present if key not in closed_keys)
+        if closed_keys and extra_keys:
+            *first, last = closed_keys
+            allowed = f"{', '.join(first)} and {last}"
+            raise AimlParameterError(f"{where} (role {role!r}) takes only {allowed}; got {extra_keys}")
+        if message.get("name") is not None and not isinstance(message["name"], str):
+            raise AimlParameterError(f"{where}.name must be a string, got {_short_repr(message['name'])}")
         content = message.get("content")
         if role == "tool":
-            if not isinstance(message.get("tool_call_id"), str):
-                raise AimlParameterError(f"{where} (role 'tool') needs a string tool_call_id")
+            call_id = message.get("tool_call_id")
+            if not isinstance(call_id, str) or not call_id:
+                raise AimlParameterError(f"{where} (role 'tool') needs a non-empty string tool_call_id")
             if not isinstance(content, str):
                 raise AimlParameterError(f"{where}.content (role 'tool') must be a string")
-        if role in ("system", "developer"):
-            extra_keys = sorted(set(message) - {"role", "content", "name"})
-            if extra_keys:
-                raise AimlParameterError(f"{where} (role {role!r}) takes only role, content and name; got {extra_keys}")
+        if role == "assistant" and message.get("tool_calls") is not None:
+            _validate_tool_calls(message["tool_calls"], where)
         if role == "assistant" and content is None:
             if not message.get("tool_calls"):
                 raise AimlParameterError(f"{where} (role 'assistant') needs content or tool_calls")
             continue
         _validate_content(content, role, where)
+
+
+def _validate_tool_calls(tool_calls: Any, where: str) -> None:
+    """An assistant turn's tool calls as the model gave them: ``{id, type, function: {name, arguments}}``."""
+    if not isinstance(tool_calls, list) or not tool_calls:
+        raise AimlParameterError(f"{where}.tool_calls must be a non-empty list of tool calls")
+    for index, call in enumerate(tool_calls):
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if (
+            not isinstance(call, Mapping)
+            or not isinstance(call.get("id"), str)
+            or call.get("type") != "function"
+            or not isinstance(function, Mapping)
+            or not isinstance(function.get("name"), str)
+            or not isinstance(function.get("arguments"), str)
+        ):
+            raise AimlParameterError(
+                f"{where}.tool_calls[{index}] must be {{id, type: 'function', function: {{name, arguments}}}} with "
+                f"string id, name and arguments (a JSON string), got {_short_repr(call)}"
+            )
 
 
 def _validate_content(content: Any, role: str, where: str) -> None:
@@ -179,14 +244,14 @@ def _validate_content(content: Any, role: str, where: str) -> None:
     for index, part in enumerate(content):
         at = f"{where}.content[{index}]"
         kind = part.get("type") if isinstance(part, Mapping) else None
-        if kind not in allowed:
+        if not isinstance(kind, str) or kind not in allowed:
             raise AimlParameterError(f"{at}.type must be one of {sorted(allowed)} for role {role!r}, got {kind!r}")
         if kind == "text" and not isinstance(part.get("text"), str):
             raise AimlParameterError(f"{at}.text must be a string")
         if kind == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, Mapping) else None
-            if not isinstance(url, str) or not url.startswith(_IMAGE_URL_PREFIXES):
+            if not isinstance(url, str) or not (_HTTP_URL.match(url) or _DATA_IMAGE_URI.match(url)):
                 raise AimlParameterError(
                     f"{at}.image_url.url must be an http(s) URL or a data:image/...;base64 URI, "
                     f"got {_short_repr(url, 60)}"

@@ -7,6 +7,7 @@ body, a cut stream), the result is a :class:`ChatCompletionResult` or one of the
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -143,7 +144,7 @@ def parse_completion(body: bytes, call: CallInfo) -> ChatCompletionResult:
         return _completion_from_payload(payload, call)
     except AimlResponseError:
         raise
-    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as error:
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError) as error:
         raise _response_error(f"The API's answer has an unexpected shape: {error}", call) from None
 
 
@@ -286,7 +287,10 @@ def _count(value: Any) -> int:
         return 0
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"token count {value!r} is not a number")
-    return int(float(value))
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"token count {value!r} is not a finite number")
+    return int(number)
 
 
 def _cost(meta_usage: Mapping[str, Any] | None, headers: Mapping[str, str]) -> tuple[int | None, float | None]:
@@ -306,9 +310,10 @@ def _number(value: Any) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None  # "inf" or "NaN" is no figure: the cost stays unknown
 
 
 # --- streams ------------------------------------------------------------------------------------------------
@@ -359,6 +364,12 @@ class StreamAccumulator:
                 raise self._incomplete("The stream ended in the middle of an event") from None
         if self.finish_reason is None:
             raise self._incomplete(f"The stream ended after {self.chunks} chunk(s) without a finish reason")
+        try:
+            return self._result()
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as error:  # pydantic's errors too
+            raise _response_error(f"The stream's answer has an unexpected shape: {error}", self._call) from None
+
+    def _result(self) -> ChatCompletionResult:
         content, reasoning = split_think_block("".join(self._content), "".join(self._reasoning))
         tool_calls = [ToolCall.model_validate(self._tool_calls[i]) for i in sorted(self._tool_calls)]
         raw = self._raw(content, reasoning, tool_calls)

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from airflow_provider_aiml.testing import AimlApiEmulator, Fault
-from tests.conftest import DAGS_FOLDER
+from tests.airflow_env import DAGS_FOLDER
 from tests.e2e.test_operator_dags import run, xcom
 
 CITIES = [f"city number {i:03d} on the river" for i in range(40)]

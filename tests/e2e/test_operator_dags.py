@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_aiml.testing import AimlApiEmulator, Fault
-from tests.conftest import DAGS_FOLDER
+from tests.airflow_env import DAGS_FOLDER
 
 EMULATOR_KEY = "sk-emulator-test-key"
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

@@ -10,7 +10,7 @@ import pytest
 import respx
 
 from airflow_provider_aiml.testing import AimlApiEmulator, Fault
-from tests.conftest import TEST_API_KEY, TEST_BASE_URL
+from tests.airflow_env import TEST_API_KEY, TEST_BASE_URL
 from tests.e2e.test_operator_dags import run, sent, xcom
 
 INVOICE_ANSWER = {"vendor": "ACME", "total": 12.5, "currency": "EUR"}

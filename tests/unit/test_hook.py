@@ -29,7 +29,7 @@ from airflow_provider_aiml.exceptions import (
 from airflow_provider_aiml.hooks.aiml import AimlApiHook
 from airflow_provider_aiml.hooks.retry import RetryPolicy
 from airflow_provider_aiml.models import ChatCompletionResult, StreamDelta
-from tests.conftest import TEST_API_KEY, TEST_BASE_URL
+from tests.airflow_env import TEST_API_KEY, TEST_BASE_URL
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aimlapi"
 CHAT_URL = f"{TEST_BASE_URL}/chat/completions"

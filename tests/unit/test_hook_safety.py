@@ -23,7 +23,7 @@ from airflow_provider_aiml.exceptions import (
 )
 from airflow_provider_aiml.hooks.aiml import AimlApiHook
 from airflow_provider_aiml.models import StreamDelta
-from tests.conftest import TEST_API_KEY, TEST_BASE_URL
+from tests.airflow_env import TEST_API_KEY, TEST_BASE_URL
 
 CHAT_URL = f"{TEST_BASE_URL}/chat/completions"
 BILLING_URL = "https://api.test.invalid/v2/billing"

@@ -20,7 +20,7 @@ from airflow_provider_aiml.structured import (
     response_format_for,
 )
 from airflow_provider_aiml.triggers.aiml import AimlChatTrigger, result_from_event
-from tests.conftest import TEST_API_KEY, TEST_BASE_URL
+from tests.airflow_env import TEST_API_KEY, TEST_BASE_URL
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 
