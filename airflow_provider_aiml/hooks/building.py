@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -87,21 +87,24 @@ def build_chat_body(
         body["stream"] = True
         # Ask for the usage chunk explicitly: it is schema-valid, and without it some upstreams send none.
         body.setdefault("stream_options", {"include_usage": True})
-    _check_json(body["messages"], "messages")
-    for key, value in settings.items():
-        _check_json(value, repr(key))
-    for key, value in extra.items():
-        _check_json(value, f"extra_body[{key!r}]")
+    _check_json(body, extra_keys=extra.keys())
     _check_tool_choice(body)
     return body
 
 
-def _check_json(value: Any, where: str) -> None:
-    """Refuse what JSON cannot carry (NaN, inf, sets, bytes, dates, ...): the API would get a broken body."""
+def _check_json(body: Mapping[str, Any], extra_keys: Iterable[str] = ()) -> None:
+    """Refuse what JSON cannot carry (NaN, inf, sets, bytes, dates, ...), naming where it is: the API would get a
+    broken body. One pass over the whole body; the culprit is looked for only when there is one."""
     try:
-        json.dumps(value, allow_nan=False)
+        json.dumps(body, allow_nan=False)
     except (TypeError, ValueError) as error:
-        raise AimlParameterError(f"{where} cannot be sent as JSON: {error}") from None
+        for key, value in body.items():
+            try:
+                json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError):
+                where = f"extra_body[{key!r}]" if key in extra_keys else "messages" if key == "messages" else repr(key)
+                raise AimlParameterError(f"{where} cannot be sent as JSON: {error}") from None
+        raise AimlParameterError(f"the request cannot be sent as JSON: {error}") from None
 
 
 def _check_tool_choice(body: Mapping[str, Any]) -> None:
@@ -121,7 +124,7 @@ def with_messages(body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]]
     """A validated body with other messages (checked here): batch work checks its parameters only once."""
     validate_messages(messages)
     new_messages = [_without_nulls(message) for message in messages]
-    _check_json(new_messages, "messages")
+    _check_json({"messages": new_messages})
     return {**body, "messages": new_messages}
 
 
@@ -286,5 +289,5 @@ def client_request_id(*parts: object) -> str:
 
 
 def new_client_request_id() -> str:
-    """An id for a call made outside a task (no DAG context to derive one from)."""
-    return client_request_id("airflow-aiml", uuid.uuid4().hex)
+    """An id for a call made outside a task (no DAG context to derive one from); already in the API's alphabet."""
+    return f"airflow-aiml:{uuid.uuid4().hex}"
