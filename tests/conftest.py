@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.airflow_env import DAGS_FOLDER, TEST_API_KEY, TEST_BASE_URL  # noqa: F401  (sets up Airflow first)
+from tests.airflow_env import DAGS_FOLDER  # importing it sets up Airflow's environment first
 
 pytest_plugins = ["airflow_provider_aiml.testing.pytest_plugin", "tests.secret_scan"]
 

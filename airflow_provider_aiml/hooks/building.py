@@ -194,12 +194,13 @@ def validate_messages(messages: Any) -> None:
         if not isinstance(role, str) or role not in _ROLES:
             raise AimlParameterError(f"{where}.role must be one of {sorted(_ROLES)}, got {_short_repr(role)}")
         closed_keys = _CLOSED_MESSAGE_KEYS.get(role)
-        present = [str(key) for key, value in message.items() if value is not None]
-        extra_keys = [] if closed_keys is None else sorted(key for key in present if key not in closed_keys)
-        if closed_keys and extra_keys:
-            *first, last = closed_keys
-            allowed = f"{', '.join(first)} and {last}"
-            raise AimlParameterError(f"{where} (role {role!r}) takes only {allowed}; got {extra_keys}")
+        if closed_keys is not None:
+            extra_keys = sorted(str(k) for k, value in message.items() if value is not None and k not in closed_keys)
+            if extra_keys:
+                *first, last = closed_keys
+                raise AimlParameterError(
+                    f"{where} (role {role!r}) takes only {', '.join(first)} and {last}; got {extra_keys}"
+                )
         if message.get("name") is not None and not isinstance(message["name"], str):
             raise AimlParameterError(f"{where}.name must be a string, got {_short_repr(message['name'])}")
         content = message.get("content")
