@@ -100,6 +100,10 @@ class AimlOutputValidationError(AimlOutputParseError):
     """The answer is JSON but does not match the requested ``output_type``."""
 
 
+class AimlBatchError(AimlApiError):
+    """A batch ended with failed or unrun records; the results obtained are in XCom all the same."""
+
+
 class AimlStatusError(AimlApiError):
     """The API answered with an HTTP error status."""
 

@@ -13,7 +13,7 @@ from attrs import define
 from openlineage.client.facet_v2 import RunFacet
 
 if TYPE_CHECKING:
-    from airflow_provider_aiml.operators._base import TaskSpend
+    from airflow_provider_aiml.operators._spend import TaskSpend
 
 FACET_KEY = "aiml_usage"
 """The key of the facet in the event's ``run.facets``."""

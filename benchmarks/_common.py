@@ -137,8 +137,14 @@ def stop_process(process: subprocess.Popen[str], timeout: float = 15.0) -> None:
 
 
 def clean_env() -> dict[str, str]:
-    """This process's environment without Airflow settings or API keys (a test session sets some)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AIMLAPI_", "_AIRFLOW"))}
+    """This process's environment without Airflow settings, API keys (a test session sets some) or
+    ``PYTHONDONTWRITEBYTECODE``: a deployment runs on cached bytecode (pip writes it when it installs a wheel), and
+    without it every process would compile the provider's sources again."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "AIMLAPI_", "_AIRFLOW")) and k != "PYTHONDONTWRITEBYTECODE"
+    }
 
 
 def connection_json(base_url: str) -> str:

@@ -63,12 +63,13 @@ QUICK: dict[str, Any] = {
 }
 MEMORY_CONCURRENCY = 64
 OVERHEAD_TARGET_PCT = 15.0
+OVERHEAD_AT = 32
 SPEEDUP_TARGET = 10.0
 SPEEDUP_AT = 32
 MEMORY_TARGET_MB = 300.0
 
 RUNNER = """
-import json, resource, sys, time
+import json, resource, sys, threading, time
 from airflow.utils import db
 db.resetdb()
 from airflow.dag_processing.dagbag import DagBag
@@ -77,12 +78,33 @@ from airflow.utils.session import create_session
 import os
 bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
 assert not bag.import_errors, bag.import_errors
+
+
+def sample_cpu(samples, stop):
+    # This process's CPU time (all threads) every 0.1 s, against the clock: how busy the client was.
+    while not stop.wait(0.1):
+        samples.append((time.time(), time.process_time()))
+
+
+def cpu_between(samples, start, end):
+    # CPU use between two clock times, in cores (1.0 = one core busy all the time).
+    inside = [sample for sample in samples if start <= sample[0] <= end]
+    if len(inside) < 2:
+        return None
+    return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
+
+
 results = []
 for dag_id in sys.argv[1:]:
     baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    samples, stop = [], threading.Event()
+    sampler = threading.Thread(target=sample_cpu, args=(samples, stop), daemon=True)
+    sampler.start()
     started = time.perf_counter()
     dag_run = bag.dags[dag_id].test()
     wall = time.perf_counter() - started
+    stop.set()
+    sampler.join()
     tis = dag_run.get_task_instances()
     with create_session() as session:
         row = (
@@ -97,6 +119,12 @@ for dag_id in sys.argv[1:]:
         "batch_s": row.value["elapsed_s"] if row is not None else None,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "baseline_rss_mb": baseline_kb / 1024,
+        # The batch's calls are the last `elapsed_s` of its task (pushing the results to XCom follows).
+        "batch_cpu_cores": (
+            cpu_between(samples, max(ti.end_date for ti in tis).timestamp() - row.value["elapsed_s"],
+                        max(ti.end_date for ti in tis).timestamp())
+            if row is not None else None
+        ),
     })
 print("RESULT " + json.dumps(results))
 """
@@ -242,6 +270,7 @@ def summarize(
                 "wall_s": wall,
                 "overhead_pct": (batch_s / ideal - 1) * 100,
                 "records_per_s": spec["records"] / batch_s,
+                "batch_cpu_cores": median([r["batch_cpu_cores"] or 0.0 for r in batch_runs]),
                 "expand_scaled_s": expand_scaled,
                 "speedup": expand_scaled / wall,
                 "runs_batch_s": [round(r["batch_s"], 3) for r in batch_runs],
@@ -276,12 +305,14 @@ def summarize(
 
 
 def _targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    # Issue 4 sets the 15% goal at concurrency 32; the other concurrencies are measured against the same ideal
+    # and reported, without a verdict.
     targets = [
         {
             "what": f"Concurrency {row['concurrency']}: batch run vs ideal ({row['records']:,} records)",
-            "target": f"within {OVERHEAD_TARGET_PCT:.0f}%",
+            "target": f"within {OVERHEAD_TARGET_PCT:.0f}%" if row["concurrency"] == OVERHEAD_AT else "(reference)",
             "value": f"{row['overhead_pct']:+.1f}%",
-            "ok": row["overhead_pct"] <= OVERHEAD_TARGET_PCT,
+            "ok": row["overhead_pct"] <= OVERHEAD_TARGET_PCT if row["concurrency"] == OVERHEAD_AT else None,
         }
         for row in result["concurrency"]
     ]
@@ -336,6 +367,7 @@ def report(result: dict[str, Any], img: str | None) -> list[str]:
             f"{row['batch_s']:.2f}",
             f"{row['overhead_pct']:+.1f}%",
             f"{row['records_per_s']:,.0f}",
+            f"{row['batch_cpu_cores'] * 100:.0f}%",
             f"{row['task_s']:.2f}",
             f"{row['wall_s']:.2f}",
             f"{row['expand_scaled_s']:.1f}",
@@ -350,6 +382,7 @@ def report(result: dict[str, Any], img: str | None) -> list[str]:
         "Batch run s",
         "vs ideal",
         "Records/s",
+        "Client CPU",
         "Task s",
         "DAG run s",
         "`.expand()` s (scaled)",
@@ -384,9 +417,15 @@ def report(result: dict[str, Any], img: str | None) -> list[str]:
             for row in result["concurrency"]
         )
         + ".",
-        "- At high concurrency the emulator (a thread per connection in one Python process) and the client share "
-        "the 2 cores, so part of the gap to the ideal is the emulator's own CPU time; against the real API the "
-        "waits dominate.",
+        f"- **Goal.** Issue 4 asks for 1,000 records at concurrency {OVERHEAD_AT} within {OVERHEAD_TARGET_PCT:.0f}% "
+        "of the ideal; the other concurrencies are measured the same way for reference.",
+        "- **Client CPU** is the CPU time of the process running the DAG (all its threads, "
+        "`time.process_time()` sampled every 0.1 s) during the batch run (the last `elapsed_s` seconds of the "
+        "task), in percent of one core. The batch's calls run on one event loop in that process: near 100%, the "
+        "client's own CPU time per call (the async HTTP stack, parsing, bookkeeping), not the waits, sets the "
+        "pace, and that is where the largest concurrencies fall behind the ideal on this machine. The emulator, "
+        "a thread per connection in one Python process, has the other core. Against the real API, whose calls "
+        "take seconds to minutes, the waits dominate.",
         "",
     ]
     return lines

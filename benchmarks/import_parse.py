@@ -13,6 +13,7 @@ serializes its DAGs. The time is measured in the child.
 from __future__ import annotations
 
 import ast
+import gc
 import importlib
 import json
 import os
@@ -342,10 +343,14 @@ def report(result: dict[str, Any], img: str | None) -> list[str]:
         "`[dag_processor] parsing_pre_import_modules`). It then forks one child per parse, as the DAG processor "
         "does; the child times `BundleDagBag(dag_folder=<file>, ...)` plus `DagSerialization.to_dict()` of each "
         "DAG and reports to the parent. A first, unmeasured parse of each file writes its bytecode cache.",
+        "- **Bytecode.** Every process of the benchmarks runs without `PYTHONDONTWRITEBYTECODE`, as a deployment "
+        "does (pip writes the bytecode of a wheel when it installs it): with that variable set, every parse "
+        "would compile the provider's modules again, which more than doubled their import time.",
         "- **A warm parent.** Before any fork, the parent parses and serializes a small DAG of its own (`@task`, "
         "a mapped and a plain `EmptyOperator`), so Airflow's lazy imports and provider discovery are done once, "
-        "as in a DAG processor that has been running for a while. That makes the twin's parse as cheap as it "
-        "gets, so the ratios are the unfavourable ones for the provider.",
+        "as in a DAG processor that has been running for a while, and then calls `gc.freeze()`, as the DAG "
+        "processor's manager does before it starts parsing. That makes the twin's parse as cheap as it gets, so "
+        "the ratios are the unfavourable ones for the provider.",
         "- **Parse ms** is what every parse costs in Airflow 3: the DAG processor pre-imports only modules whose "
         "name starts with `airflow.` (`_pre_import_airflow_modules` in `airflow/dag_processing/processor.py`), "
         "so the provider's modules (`airflow_provider_aiml.*`) are imported again in every child. "
@@ -418,6 +423,7 @@ def _work(params: dict[str, Any]) -> dict[str, Any]:
     warm_up = home / "dags" / "bench_warm_up.py"
     warm_up.write_text(WARM_UP_DAG)
     _parse(str(warm_up))  # in this process, so that Airflow's lazy imports are done before any fork
+    gc.freeze()  # as DagFileProcessorManager.before_run() does, so that children do not collect the parent's heap
 
     pairs = params["pairs"]
     files: dict[str, Any] = {}

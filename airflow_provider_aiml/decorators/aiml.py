@@ -17,7 +17,6 @@ from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, determ
 from airflow.sdk.definitions._internal.types import SET_DURING_EXECUTION
 from airflow.sdk.definitions.context import context_merge
 
-from airflow_provider_aiml.exceptions import AimlParameterError
 from airflow_provider_aiml.operators.batch import AimlBatchChatCompletionOperator
 from airflow_provider_aiml.operators.chat import AimlChatCompletionOperator
 
@@ -62,6 +61,8 @@ class _AimlDecoratedOperator(DecoratedOperator, AimlChatCompletionOperator):
         )
 
     def execute(self, context: Context) -> Any:
+        from airflow_provider_aiml.exceptions import AimlParameterError
+
         produced = _call(self, context)
         if isinstance(produced, str) and produced.strip():
             self.prompt, self.messages = produced, None

@@ -27,9 +27,10 @@ from airflow_provider_aiml.exceptions import (
 )
 from airflow_provider_aiml.hooks import DEFAULT_CONN_ID
 from airflow_provider_aiml.hooks.building import (
-    build_chat_body,
+    build_chat_request,
     call_headers,
     client_headers,
+    encode_body,
     new_client_request_id,
 )
 from airflow_provider_aiml.hooks.building import client_request_id as make_client_request_id
@@ -51,6 +52,8 @@ class PreparedChat:
     model: str
     body: dict[str, Any]
     client_request_id: str
+    payload: bytes | None = None
+    """``body`` encoded as sent, when building it already did (batch calls are encoded when they are sent)."""
 
     @classmethod
     def build(
@@ -66,14 +69,14 @@ class PreparedChat:
     ) -> PreparedChat:
         """Validate everything and build the body; raises before any request is sent."""
         chosen = model or settings.model
-        body = build_chat_body(chosen, messages, params, stream=stream, extra_body=extra_body)
+        request = build_chat_request(chosen, messages, params, stream=stream, extra_body=extra_body)
         request_id = make_client_request_id(client_request_id) if client_request_id else new_client_request_id()
-        return cls(chosen, body, request_id)
+        return cls(chosen, request.body, request_id, request.payload)
 
-    @property
-    def headers(self) -> dict[str, str]:
-        """Per-call headers; the key and the user agent are set on the client."""
-        return call_headers(self.client_request_id)
+    def request_args(self) -> dict[str, Any]:
+        """``content`` and ``headers`` of the HTTP request; the key and the user agent are set on the client."""
+        payload = self.payload if self.payload is not None else encode_body(self.body)
+        return {"content": payload, "headers": call_headers(self.client_request_id)}
 
     def info(self, response: httpx.Response | None = None, started: float | None = None) -> CallInfo:
         latency = time.monotonic() - started if started is not None else 0.0
@@ -222,7 +225,7 @@ class AimlApiHook(BaseHook):
             started = time.monotonic()
             try:
                 with self._transport_errors(call):
-                    response = client.post(CHAT_COMPLETIONS_PATH, json=call.body, headers=call.headers)
+                    response = client.post(CHAT_COMPLETIONS_PATH, **call.request_args())
                 return self._finish(self._completion_from(response, call, started), attempt)
             except AimlApiError as error:
                 self._sleep(self._delay_or_raise(error, attempt, call))
@@ -250,7 +253,7 @@ class AimlApiHook(BaseHook):
             started = time.monotonic()
             try:
                 with self._transport_errors(call):
-                    response = await client.post(CHAT_COMPLETIONS_PATH, json=call.body, headers=call.headers)
+                    response = await client.post(CHAT_COMPLETIONS_PATH, **call.request_args())
                 return self._finish(self._completion_from(response, call, started), attempt)
             except AimlApiError as error:
                 await self._async_sleep(self._delay_or_raise(error, attempt, call))
@@ -278,7 +281,7 @@ class AimlApiHook(BaseHook):
             try:
                 with (
                     self._transport_errors(call),
-                    client.stream("POST", CHAT_COMPLETIONS_PATH, json=call.body, headers=call.headers) as response,
+                    client.stream("POST", CHAT_COMPLETIONS_PATH, **call.request_args()) as response,
                 ):
                     if response.status_code >= 400 or not _is_event_stream(response):
                         response.read()
@@ -318,9 +321,7 @@ class AimlApiHook(BaseHook):
             started = time.monotonic()
             try:
                 with self._transport_errors(call):
-                    async with client.stream(
-                        "POST", CHAT_COMPLETIONS_PATH, json=call.body, headers=call.headers
-                    ) as response:
+                    async with client.stream("POST", CHAT_COMPLETIONS_PATH, **call.request_args()) as response:
                         if response.status_code >= 400 or not _is_event_stream(response):
                             await response.aread()
                             result = self._completion_from(response, call, started)

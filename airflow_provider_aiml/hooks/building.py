@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -38,6 +38,13 @@ _CLOSED_MESSAGE_KEYS = {
 _UNION_MEMBER_LOC = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|[A-Z]\w*|literal\[.*\]|.*=.*)$")
 
 
+class ChatRequest(NamedTuple):
+    """A validated chat-completion request: its body, and that body encoded as it is sent."""
+
+    body: dict[str, Any]
+    payload: bytes
+
+
 def build_chat_body(
     model: str,
     messages: Sequence[Mapping[str, Any]],
@@ -46,7 +53,19 @@ def build_chat_body(
     stream: bool,
     extra_body: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Validate a chat-completion call and return its JSON body, holding only the keys that are set.
+    """Validate a chat-completion call and return its JSON body (see :func:`build_chat_request`)."""
+    return build_chat_request(model, messages, params, stream=stream, extra_body=extra_body).body
+
+
+def build_chat_request(
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    params: Mapping[str, Any],
+    *,
+    stream: bool,
+    extra_body: Mapping[str, Any] | None = None,
+) -> ChatRequest:
+    """Validate a chat-completion call and build its body, holding only the keys that are set, and its bytes.
 
     ``params`` are generation parameters by their API names; ``extra_body`` holds model-specific switches
     (``enable_thinking``, ``reasoning_effort``, ...) merged on top. Known parameters are checked wherever they
@@ -87,24 +106,28 @@ def build_chat_body(
         body["stream"] = True
         # Ask for the usage chunk explicitly: it is schema-valid, and without it some upstreams send none.
         body.setdefault("stream_options", {"include_usage": True})
-    _check_json(body, extra_keys=extra.keys())
     _check_tool_choice(body)
-    return body
+    return ChatRequest(body, encode_body(body, extra_keys=extra.keys()))
 
 
-def _check_json(body: Mapping[str, Any], extra_keys: Iterable[str] = ()) -> None:
-    """Refuse what JSON cannot carry (NaN, inf, sets, bytes, dates, ...), naming where it is: the API would get a
-    broken body. One pass over the whole body; the culprit is looked for only when there is one."""
+def encode_body(body: Mapping[str, Any], extra_keys: Iterable[str] = ()) -> bytes:
+    """The body as sent: compact UTF-8 JSON, the bytes httpx's ``json=`` would make. Encoding once is also the
+    check: what JSON cannot carry (NaN, inf, sets, bytes, dates, lone surrogates, ...) is refused, naming where it
+    is, before anything is sent. The culprit is looked for only when there is one."""
     try:
-        json.dumps(body, allow_nan=False)
+        return _encode(body)
     except (TypeError, ValueError) as error:
         for key, value in body.items():
             try:
-                json.dumps(value, allow_nan=False)
+                _encode(value)
             except (TypeError, ValueError):
                 where = f"extra_body[{key!r}]" if key in extra_keys else "messages" if key == "messages" else repr(key)
                 raise AimlParameterError(f"{where} cannot be sent as JSON: {error}") from None
         raise AimlParameterError(f"the request cannot be sent as JSON: {error}") from None
+
+
+def _encode(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _check_tool_choice(body: Mapping[str, Any]) -> None:
@@ -124,7 +147,7 @@ def with_messages(body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]]
     """A validated body with other messages (checked here): batch work checks its parameters only once."""
     validate_messages(messages)
     new_messages = [_without_nulls(message) for message in messages]
-    _check_json({"messages": new_messages})
+    encode_body({"messages": new_messages})  # the check only: 10,000 records keep their dicts, not their bytes
     return {**body, "messages": new_messages}
 
 
@@ -271,8 +294,9 @@ def client_headers(api_key: str) -> dict[str, str]:
 
 
 def call_headers(client_request_id: str) -> dict[str, str]:
-    """Headers of one call: the id that traces it in the API's logs."""
-    return {"X-Client-Request-Id": client_request_id}
+    """Headers of one call: its body's type (it is sent as encoded bytes) and the id that traces it in the API's
+    logs."""
+    return {"Content-Type": "application/json", "X-Client-Request-Id": client_request_id}
 
 
 def client_request_id(*parts: object) -> str:

@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from pydantic import BaseModel
 
-from airflow_provider_aiml.exceptions import AimlParameterError
 from airflow_provider_aiml.hooks import DEFAULT_CONN_ID
-from airflow_provider_aiml.messages import ImageSource
-from airflow_provider_aiml.output import wants_json
-from airflow_provider_aiml.structured import check_output_type, parse_output, response_format_for
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from airflow_provider_aiml.hooks.aiml import AimlApiHook
-    from airflow_provider_aiml.models import ChatCompletionResult, Usage
+    from airflow_provider_aiml.messages import ImageSource
+    from airflow_provider_aiml.models import ChatCompletionResult
+    from airflow_provider_aiml.operators._spend import TaskSpend
 
-# The operator modules import the hook, the wire models and the trigger only when a task runs: a DAG file is
-# parsed again and again, and this package (not under ``airflow.``) is not pre-imported by the DAG processor.
+# The operator modules import what they need to run (the hook, the wire models, message building, output
+# decoding, the errors) only when a task runs: a DAG file is parsed again and again, and this package (not under
+# ``airflow.``) is imported again by every parse, as the DAG processor pre-imports only ``airflow.*`` modules.
 
 
 @cache
@@ -35,22 +33,6 @@ def operator_parameters() -> tuple[str, ...]:
     return tuple(
         name for name in GENERATION_PARAMETERS if name not in ("response_format", "prediction", "stream_options")
     )
-
-
-@dataclass(frozen=True)
-class TaskSpend:
-    """What a task spent on the API, as its XCom ``usage`` reports it; OpenLineage reads it after the task."""
-
-    requested_model: str
-    response_models: tuple[str, ...]
-    """The model names the API reported, in order of first appearance."""
-    usage: Usage
-    calls: int
-    """Answers received, each one billed: validation re-asks included, failed tries (not billed) not."""
-    records_succeeded: int | None = None
-    """Batch only: records with a result."""
-    records_failed: int | None = None
-    """Batch only: records with an ``error`` (not run ones included)."""
 
 
 class AimlBaseOperator(BaseOperator):
@@ -136,17 +118,31 @@ class AimlBaseOperator(BaseOperator):
         return super().render_template(content, context, jinja_env, seen_oids)
 
     def resolve_template_files(self) -> None:
-        """Airflow reads template files when the DAG is parsed; leave text that only ends like a file name alone."""
-        hidden = {}
+        """Airflow reads template files when the DAG is parsed; leave text that only ends like a file name alone.
+
+        Airflow's own version builds a Jinja environment for every list-valued field (``images``, ``messages``)
+        even when nothing in it names a file; that costs milliseconds on every parse, so it is called only when a
+        field does name a template file.
+        """
+        extensions = tuple(self.template_ext)
+        text_only: dict[str, str] = {}
+        names_a_file = False
         for field in self.template_fields:
             value = getattr(self, field, None)
-            if isinstance(value, str) and reads_as_text(value, self.template_ext):
-                hidden[field] = value
-                setattr(self, field, None)
+            if isinstance(value, str) and reads_as_text(value, extensions):
+                text_only[field] = value
+            elif isinstance(value, str | list):
+                items = value if isinstance(value, list) else [value]
+                names_a_file = names_a_file or any(isinstance(i, str) and i.endswith(extensions) for i in items)
+        if not names_a_file:
+            self.prepare_template()
+            return
+        for field in text_only:
+            setattr(self, field, None)
         try:
             super().resolve_template_files()
         finally:
-            for field, value in hidden.items():
+            for field, value in text_only.items():
                 setattr(self, field, value)
 
     @cached_property
@@ -162,6 +158,9 @@ class AimlBaseOperator(BaseOperator):
 
     def check_output_settings(self) -> None:
         """Reject a bad ``output_type``/``response_format`` combination or retry count, before any call."""
+        from airflow_provider_aiml.exceptions import AimlParameterError
+        from airflow_provider_aiml.structured import check_output_type
+
         check_output_type(self.output_type, self.response_format)
         retries = self.max_validation_retries
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
@@ -171,6 +170,8 @@ class AimlBaseOperator(BaseOperator):
     def effective_response_format(self) -> Mapping[str, Any] | None:
         """The response format sent: derived from ``output_type`` when one is given."""
         if self.output_type is not None:
+            from airflow_provider_aiml.structured import response_format_for
+
             return response_format_for(self.output_type)
         return self.response_format
 
@@ -183,6 +184,8 @@ class AimlBaseOperator(BaseOperator):
     @property
     def wants_parsed(self) -> bool:
         """Whether answers are decoded into ``parsed`` (JSON asked for, by any of the ways to ask)."""
+        from airflow_provider_aiml.output import wants_json
+
         return self.output_type is not None or wants_json(self._json_format())
 
     def _json_format(self) -> Any:
@@ -190,6 +193,8 @@ class AimlBaseOperator(BaseOperator):
 
     def parse_answer(self, content: str) -> Any:
         """``parsed`` for an answer: decoded JSON, validated into ``output_type`` when set; ``None`` otherwise."""
+        from airflow_provider_aiml.structured import parse_output
+
         return parse_output(content, response_format=self._json_format(), output_type=self.output_type)
 
     # --- OpenLineage (called by apache-airflow-providers-openlineage when it is installed) --------------------

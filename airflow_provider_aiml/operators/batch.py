@@ -9,9 +9,7 @@ import threading
 from collections.abc import Coroutine, Iterable, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from airflow_provider_aiml.exceptions import AimlApiError, AimlParameterError
-from airflow_provider_aiml.messages import build_messages
-from airflow_provider_aiml.operators._base import AimlBaseOperator, TaskSpend, reads_as_text, task_client_request_id
+from airflow_provider_aiml.operators._base import AimlBaseOperator, reads_as_text, task_client_request_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -19,14 +17,11 @@ if TYPE_CHECKING:
     from airflow_provider_aiml.batch.checkpoint import Checkpoint
     from airflow_provider_aiml.batch.runner import BatchItem, BatchLimits, BatchReport, RecordOutcome
     from airflow_provider_aiml.hooks.aiml import AimlApiHook
+    from airflow_provider_aiml.operators._spend import TaskSpend
 
 T = TypeVar("T")
 PROMPT_FILE_EXTENSIONS = (".j2", ".jinja2", ".txt")
 OnError = Literal["fail", "continue"]
-
-
-class AimlBatchError(AimlApiError):
-    """A batch ended with failed or unrun records; the results obtained are in XCom all the same."""
 
 
 class AimlBatchChatCompletionOperator(AimlBaseOperator):
@@ -151,6 +146,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
 
     def _limits(self) -> BatchLimits:
         from airflow_provider_aiml.batch.runner import BatchLimits
+        from airflow_provider_aiml.exceptions import AimlParameterError
 
         def positive(name: str, *, whole: bool = False, optional: bool = True) -> None:
             value = getattr(self, name)
@@ -177,6 +173,8 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         )
 
     def _records(self) -> list[Any]:
+        from airflow_provider_aiml.exceptions import AimlParameterError
+
         inputs = self.inputs
         # Airflow's lazy XCom sequences are iterable and sized but not Sequence subclasses.
         if (
@@ -195,7 +193,9 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
     def _build_items(self, context: Context, records: list[Any]) -> list[BatchItem]:
         """Render and check every record before the first call, naming the record that is wrong."""
         from airflow_provider_aiml.batch.runner import BatchItem
+        from airflow_provider_aiml.exceptions import AimlParameterError
         from airflow_provider_aiml.hooks.building import build_chat_body, with_messages
+        from airflow_provider_aiml.messages import build_messages
 
         if (self.prompt is None) == (self.messages is None):
             raise AimlParameterError(
@@ -242,6 +242,8 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
 
     def _compile_prompt(self, env: Any) -> Any:
         """The prompt template, compiled once for all records (a file name is loaded like Airflow does)."""
+        from airflow_provider_aiml.exceptions import AimlParameterError
+
         assert self.prompt is not None
         is_file = self.prompt.endswith(PROMPT_FILE_EXTENSIONS) and not reads_as_text(
             self.prompt, PROMPT_FILE_EXTENSIONS
@@ -282,6 +284,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
     def _spend(self, report: BatchReport) -> TaskSpend:
         """What the batch spent, resumed records included (as in XCom ``usage``)."""
         from airflow_provider_aiml.batch.hook import BatchHook
+        from airflow_provider_aiml.operators._spend import TaskSpend
 
         hook = self.hook
         models, answers = (tuple(hook.models), hook.answers) if isinstance(hook, BatchHook) else ((), 0)
@@ -316,6 +319,8 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
             ti.xcom_push(key="return_value", value=results)  # the task fails next; keep what was obtained
 
     def _raise_for(self, report: BatchReport) -> None:
+        from airflow_provider_aiml.exceptions import AimlBatchError
+
         message = self._failure(report)
         if message is not None:
             raise AimlBatchError(message)

@@ -7,16 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
-from airflow_provider_aiml.exceptions import AimlOutputParseError
-from airflow_provider_aiml.messages import build_messages
-from airflow_provider_aiml.operators._base import (
-    AimlBaseOperator,
-    TaskSpend,
-    result_xcom_values,
-    task_client_request_id,
-)
-from airflow_provider_aiml.operators._stream_log import StreamLogWriter
-from airflow_provider_aiml.structured import TURNS_PER_REASK, reask_messages
+from airflow_provider_aiml.operators._base import AimlBaseOperator, result_xcom_values, task_client_request_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -82,6 +73,8 @@ class AimlChatCompletionOperator(AimlBaseOperator):
 
     def build_messages(self) -> list[dict[str, Any]]:
         """The message list of this task, from ``prompt`` (+ system prompt and images) or ``messages``."""
+        from airflow_provider_aiml.messages import build_messages
+
         base_dirs = [self.dag.folder] if self.has_dag() else []
         return build_messages(
             prompt=self.prompt,
@@ -129,6 +122,7 @@ class AimlChatCompletionOperator(AimlBaseOperator):
 
     def _ask(self, messages: list[dict[str, Any]], request_id: str) -> ChatCompletionResult:
         from airflow_provider_aiml.models import StreamDelta
+        from airflow_provider_aiml.operators._stream_log import StreamLogWriter
 
         if not self.stream:
             return self.hook.chat_completion(messages, **self._call_args(request_id))
@@ -143,6 +137,7 @@ class AimlChatCompletionOperator(AimlBaseOperator):
 
     def _defer(self, messages: list[dict[str, Any]], request_id: str, *, attempt: int, spent: Usage) -> None:
         from airflow_provider_aiml.hooks.building import build_chat_body
+        from airflow_provider_aiml.structured import TURNS_PER_REASK
         from airflow_provider_aiml.triggers.aiml import AimlChatTrigger
 
         if self.stream:
@@ -179,6 +174,10 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         spent: Usage,
     ) -> Any:
         """Push the answer, then decode it; an invalid typed answer is re-asked while retries remain."""
+        from airflow_provider_aiml.exceptions import AimlOutputParseError
+        from airflow_provider_aiml.operators._spend import TaskSpend
+        from airflow_provider_aiml.structured import reask_messages
+
         total = spent + result.usage
         self.spend = TaskSpend(result.requested_model, (result.model,), total, calls=attempt + 1)
         self.push_result(context, result, total)

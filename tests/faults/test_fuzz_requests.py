@@ -624,7 +624,7 @@ TEMPLATES = st.sampled_from(
 def test_batch_operator_sends_only_valid_requests_or_names_the_bad_argument(
     records, template, as_messages, limits, params, extra_body
 ):
-    from airflow_provider_aiml.operators.batch import AimlBatchError
+    from airflow_provider_aiml.exceptions import AimlBatchError
 
     template_args = {"messages": [{"role": "user", "content": template}]} if as_messages else {"prompt": template}
     operator = AimlBatchChatCompletionOperator(

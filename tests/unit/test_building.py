@@ -486,7 +486,10 @@ def test_headers_are_exactly_these():
         "User-Agent": f"airflow-provider-aiml/{__version__}",
         "Accept": "application/json",
     }
-    assert call_headers("dag:task:run:1") == {"X-Client-Request-Id": "dag:task:run:1"}
+    assert call_headers("dag:task:run:1") == {
+        "Content-Type": "application/json",
+        "X-Client-Request-Id": "dag:task:run:1",
+    }
 
 
 # --- client request ids --------------------------------------------------------------------------------------

@@ -159,6 +159,43 @@ def test_invalid_messages_fail_before_any_request(hook, api):
     assert route.call_count == 0
 
 
+def test_the_body_is_sent_as_the_bytes_it_was_checked_as(hook, api):
+    from airflow_provider_aiml.hooks.aiml import PreparedChat
+
+    route = api.post(CHAT_URL).mock(return_value=httpx.Response(200, json=completion()))
+    messages = [{"role": "user", "content": "Grüße, 東京 — describe ✓"}]
+
+    hook.chat_completion(messages, temperature=0.5)
+
+    request = route.calls.last.request
+    expected = {"model": "alibaba/qwen3-vl-32b-thinking", "messages": messages, "temperature": 0.5}
+    prepared = PreparedChat.build(hook.settings, messages, None, None, None, {"temperature": 0.5}, stream=False)
+    assert request.content == prepared.payload  # encoded once, while checking, and those bytes are sent
+    assert json.loads(request.content) == expected
+    assert request.content == json.dumps(expected, ensure_ascii=False, separators=(",", ":")).encode()
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["content-length"] == str(len(request.content))
+
+
+def test_text_that_utf8_cannot_carry_fails_before_any_request(hook, api):
+    route = api.post(CHAT_URL).mock(return_value=httpx.Response(200, json=completion()))
+    with pytest.raises(AimlParameterError, match=r"messages cannot be sent as JSON.*surrogate"):
+        hook.chat_completion([{"role": "user", "content": "broken \ud800 text"}])
+    assert route.call_count == 0
+
+
+async def test_a_call_prepared_without_its_bytes_is_encoded_when_sent(hook, api):
+    from airflow_provider_aiml.hooks.aiml import PreparedChat
+
+    route = api.post(CHAT_URL).mock(return_value=httpx.Response(200, json=completion()))
+    body = {"model": "m", "messages": [{"role": "user", "content": "é"}]}
+
+    await hook.asend_chat(PreparedChat("m", body, "batch:1"))
+
+    assert route.calls.last.request.content == '{"model":"m","messages":[{"role":"user","content":"é"}]}'.encode()
+    assert route.calls.last.request.headers["x-client-request-id"] == "batch:1"
+
+
 # --- results ------------------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,8 @@ from openlineage.client.serde import Serde
 from airflow_provider_aiml.decorators.aiml import _AimlBatchDecoratedOperator, _AimlDecoratedOperator
 from airflow_provider_aiml.lineage import FACET_KEY, AimlUsageRunFacet, operator_lineage, usage_run_facet
 from airflow_provider_aiml.models import Usage
-from airflow_provider_aiml.operators._base import AimlBaseOperator, TaskSpend
+from airflow_provider_aiml.operators._base import AimlBaseOperator
+from airflow_provider_aiml.operators._spend import TaskSpend
 from airflow_provider_aiml.operators.batch import AimlBatchChatCompletionOperator
 from airflow_provider_aiml.operators.chat import AimlChatCompletionOperator
 
