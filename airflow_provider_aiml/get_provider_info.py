@@ -32,7 +32,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aiml.operators.chat"]}],
         "task-decorators": [
             {"name": "aiml", "class-name": "airflow_provider_aiml.decorators.aiml.aiml_task"},
-            {"name": "aiml_batch", "class-name": "airflow_provider_aiml.decorators.aiml.aiml_batch_task"},
+            {"name": "aiml_batch", "class-name": "airflow_provider_aiml.decorators.aiml_batch.aiml_batch_task"},
         ],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aiml.triggers.aiml"]}],
         "connection-types": [

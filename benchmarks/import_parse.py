@@ -458,7 +458,7 @@ def _provider_imports(path: str) -> list[str]:
             modules.append(node.module)
         is_task_attribute = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
         if is_task_attribute and node.value.id == "task" and node.attr.startswith("aiml"):  # type: ignore[attr-defined]
-            modules.append(f"{PROVIDER}.decorators.aiml")
+            modules.append(f"{PROVIDER}.decorators.{node.attr}")  # type: ignore[attr-defined]
     return modules
 
 

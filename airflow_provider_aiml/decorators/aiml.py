@@ -1,11 +1,8 @@
-"""``@task.aiml`` and ``@task.aiml_batch``: write the prompt (or the records) as a Python function.
+"""``@task.aiml``: write the prompt as a Python function.
 
-``@task.aiml``: the function returns the prompt string (or a message list); the task asks the model and
-returns the answer text, or the validated object when ``output_type`` is given. ``reasoning``, ``usage`` and
-``response`` are pushed as XCom keys as with the operator. Works with ``.expand()``.
-
-``@task.aiml_batch``: the function returns the records; the task runs the batch operator over them with the
-``prompt``/``messages`` template given to the decorator (``"{{ record }}"`` when neither is given).
+The function returns the prompt string (or a message list); the task asks the model and returns the answer
+text, or the validated object when ``output_type`` is given. ``reasoning``, ``usage`` and ``response`` are pushed
+as XCom keys as with the operator. Works with ``.expand()``.
 """
 
 from __future__ import annotations
@@ -13,23 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, determine_kwargs, task_decorator_factory
+from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
 from airflow.sdk.definitions._internal.types import SET_DURING_EXECUTION
-from airflow.sdk.definitions.context import context_merge
 
-from airflow_provider_aiml.operators.batch import AimlBatchChatCompletionOperator
+from airflow_provider_aiml.decorators import _call
 from airflow_provider_aiml.operators.chat import AimlChatCompletionOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_aiml.models import ChatCompletionResult
-
-
-def _call(operator: DecoratedOperator, context: Context) -> Any:
-    context_merge(context, operator.op_kwargs)
-    kwargs = determine_kwargs(operator.python_callable, operator.op_args, context)
-    return operator.python_callable(*operator.op_args, **kwargs)
 
 
 class _AimlDecoratedOperator(DecoratedOperator, AimlChatCompletionOperator):
@@ -79,52 +69,8 @@ class _AimlDecoratedOperator(DecoratedOperator, AimlChatCompletionOperator):
         return parsed if self.output_type is not None else result.content
 
 
-class _AimlBatchDecoratedOperator(DecoratedOperator, AimlBatchChatCompletionOperator):
-    """Runs the decorated function for the records, then enriches them like the batch operator."""
-
-    template_fields: Sequence[str] = (
-        *DecoratedOperator.template_fields,
-        *AimlBatchChatCompletionOperator.template_fields,
-    )
-    template_fields_renderers: ClassVar[dict[str, str]] = {
-        **DecoratedOperator.template_fields_renderers,
-        **AimlBatchChatCompletionOperator.template_fields_renderers,
-    }
-    custom_operator_name = "@task.aiml_batch"
-    overwrite_rtif_after_execution = True
-
-    def __init__(
-        self,
-        *,
-        python_callable: Callable[..., Any],
-        op_args: Collection[Any] | None = None,
-        op_kwargs: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if kwargs.get("prompt") is None and kwargs.get("messages") is None:
-            kwargs["prompt"] = "{{ record }}"
-        super().__init__(
-            python_callable=python_callable,
-            op_args=op_args,
-            op_kwargs=op_kwargs,
-            inputs=SET_DURING_EXECUTION,
-            **kwargs,
-        )
-
-    def execute(self, context: Context) -> Any:
-        self.inputs = _call(self, context)
-        return super().execute(context)
-
-
 def aiml_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> TaskDecorator:
     """Wrap a function that returns a prompt (or messages) into an AI/ML API chat task: ``@task.aiml(...)``."""
     return task_decorator_factory(
         python_callable=python_callable, decorated_operator_class=_AimlDecoratedOperator, **kwargs
-    )
-
-
-def aiml_batch_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> TaskDecorator:
-    """Wrap a function that returns records into an AI/ML API batch task: ``@task.aiml_batch(prompt=...)``."""
-    return task_decorator_factory(
-        python_callable=python_callable, decorated_operator_class=_AimlBatchDecoratedOperator, **kwargs
     )

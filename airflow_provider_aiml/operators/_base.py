@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from pydantic import BaseModel
 
-from airflow_provider_aiml.hooks import DEFAULT_CONN_ID
+from airflow_provider_aiml import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage

@@ -17,7 +17,8 @@ from airflow.providers.openlineage.extractors.manager import ExtractorManager
 from openlineage.client.facet_v2 import RunFacet
 from openlineage.client.serde import Serde
 
-from airflow_provider_aiml.decorators.aiml import _AimlBatchDecoratedOperator, _AimlDecoratedOperator
+from airflow_provider_aiml.decorators.aiml import _AimlDecoratedOperator
+from airflow_provider_aiml.decorators.aiml_batch import _AimlBatchDecoratedOperator
 from airflow_provider_aiml.lineage import FACET_KEY, AimlUsageRunFacet, operator_lineage, usage_run_facet
 from airflow_provider_aiml.models import Usage
 from airflow_provider_aiml.operators._base import AimlBaseOperator

@@ -58,8 +58,10 @@ def test_importing_the_operator_is_cheap_and_touches_no_network():
         "socket.socket.connect = no_network\n"
         "import airflow.sdk\n"
         "before = set(sys.modules)\n"
-        "import airflow_provider_aiml.operators.chat, airflow_provider_aiml.operators.batch\n"
         "import airflow_provider_aiml.decorators.aiml\n"
+        "print('CHAT_DECORATOR_LOADED_BATCH', 'airflow_provider_aiml.operators.batch' in sys.modules)\n"
+        "import airflow_provider_aiml.operators.chat, airflow_provider_aiml.operators.batch\n"
+        "import airflow_provider_aiml.decorators.aiml_batch\n"
         "new = set(sys.modules) - before\n"
         "heavy = sorted(m for m in new if m.split('.')[0] in {'openai', 'anthropic', 'pandas', 'numpy', 'requests'})\n"
         "print('RESULT', heavy)\n"
@@ -67,15 +69,15 @@ def test_importing_the_operator_is_cheap_and_touches_no_network():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "RESULT []" in out.splitlines()
-    # A DAG file is parsed again and again: the hook, the wire models, the batch runner and the trigger are
-    # imported when a task runs, not when the DAG file is parsed.
-    # Only the operator classes themselves are loaded (and the package holding the default connection id):
-    # messages, output decoding, errors and the stream log writer wait for execute() too.
+    assert "CHAT_DECORATOR_LOADED_BATCH False" in out.splitlines()  # @task.aiml does not load the batch operator
+    # A DAG file is parsed again and again: only the operator and decorator modules themselves are loaded then.
+    # The hook, the wire models, the batch runner, the trigger, messages, output decoding, the errors and the
+    # stream log writer are imported when a task runs.
     loaded = next(line for line in out.splitlines() if line.startswith("LOADED"))
     assert ast.literal_eval(loaded.removeprefix("LOADED ")) == [
         "airflow_provider_aiml.decorators",
         "airflow_provider_aiml.decorators.aiml",
-        "airflow_provider_aiml.hooks",
+        "airflow_provider_aiml.decorators.aiml_batch",
         "airflow_provider_aiml.operators",
         "airflow_provider_aiml.operators._base",
         "airflow_provider_aiml.operators.batch",
@@ -102,7 +104,8 @@ def test_airflow_providers_list_shows_the_provider():
 def test_task_decorators_are_registered():
     from airflow.sdk import task
 
-    from airflow_provider_aiml.decorators.aiml import aiml_batch_task, aiml_task
+    from airflow_provider_aiml.decorators.aiml import aiml_task
+    from airflow_provider_aiml.decorators.aiml_batch import aiml_batch_task
 
     assert task.aiml is aiml_task
     assert task.aiml_batch is aiml_batch_task
