@@ -11,7 +11,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -375,10 +375,8 @@ class AimlApiHook(BaseHook):
         result = accumulator.finish()
         return result.model_copy(update={"latency_s": time.monotonic() - started})
 
-    @contextmanager
-    def _transport_errors(self, call: PreparedChat) -> Iterator[None]:
-        with translate_transport_errors(self.settings.timeout, call.client_request_id):
-            yield
+    def _transport_errors(self, call: PreparedChat) -> AbstractContextManager[None]:
+        return translate_transport_errors(self.settings.timeout, call.client_request_id)
 
     def _delay_or_raise(self, error: AimlApiError, attempt: int, call: PreparedChat) -> float:
         """Apply the retry policy: return the wait before the next try, or raise ``error``."""

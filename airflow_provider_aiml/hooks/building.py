@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -97,7 +97,8 @@ def build_chat_request(
             f"{', '.join(map(repr, doubled))} given both as a parameter and in extra_body: set each only once."
         )
     settings.update({key: _as_json_list(value) for key, value in extra.items() if key in GENERATION_PARAMETERS})
-    validate_params(settings)
+    if settings:
+        validate_params(settings)
 
     body: dict[str, Any] = {"model": model, "messages": [_without_nulls(message) for message in messages]}
     body.update(settings)
@@ -306,7 +307,7 @@ def client_request_id(*parts: object) -> str:
     too long keeps its start and ends with a hash of the whole, staying unique and traceable from the log.
     """
     cleaned = [_CLIENT_REQUEST_ID_BAD_CHARS.sub("_", str(part)).strip("_") or "_" for part in parts if part != ""]
-    joined = ":".join(cleaned) or f"airflow-aiml:{uuid.uuid4().hex}"
+    joined = ":".join(cleaned) or new_client_request_id()
     if len(joined) <= CLIENT_REQUEST_ID_MAX:
         return joined
     digest = hashlib.sha256(joined.encode()).hexdigest()[:16]
@@ -315,4 +316,4 @@ def client_request_id(*parts: object) -> str:
 
 def new_client_request_id() -> str:
     """An id for a call made outside a task (no DAG context to derive one from); already in the API's alphabet."""
-    return f"airflow-aiml:{uuid.uuid4().hex}"
+    return f"airflow-aiml:{os.urandom(16).hex()}"

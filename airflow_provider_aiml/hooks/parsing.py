@@ -40,7 +40,8 @@ class CallInfo:
     ) -> None:
         self.requested_model = requested_model
         self.client_request_id = client_request_id
-        self.headers: Mapping[str, str] = headers or {}
+        # One pass over the response's headers: each lookup in an httpx ``Headers`` scans them all.
+        self.headers: Mapping[str, str] = dict(headers.items()) if headers else {}
         self.latency_s = latency_s
 
 
