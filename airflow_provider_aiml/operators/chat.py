@@ -29,7 +29,8 @@ class AimlChatCompletionOperator(AimlBaseOperator):
     :param messages: a full message list instead of ``prompt``. Templated.
     :param stream: stream the answer, logging reasoning and answer while they arrive.
     :param deferrable: release the worker slot while the model thinks: the call runs in the triggerer and the
-        task resumes to push the same XCom values. Defaults to ``[operators] default_deferrable``.
+        task resumes to push the same XCom values. When not given, ``[operators] default_deferrable`` decides, as
+        read when the task runs.
 
     Every other argument (connection, model, images, response format, typed output, generation parameters,
     ``extra_body``) is described on :class:`~airflow_provider_aiml.operators._base.AimlBaseOperator`.
@@ -62,7 +63,7 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         prompt: str | None = None,
         messages: Sequence[Mapping[str, Any]] | None = None,
         stream: bool = False,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -87,6 +88,8 @@ class AimlChatCompletionOperator(AimlBaseOperator):
     def execute(self, context: Context) -> Any:
         from airflow_provider_aiml.models import Usage
 
+        if self.deferrable is None:  # read here rather than on every parse of the DAG file
+            self.deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.check_output_settings()
         messages = self.build_messages()
         request_id = task_client_request_id(context)

@@ -99,6 +99,19 @@ def test_deferrable_run_pushes_the_same_values_as_a_direct_call(dagbag, emulator
     assert response["client_request_id"].startswith("aiml_test_deferrable:chat:")
 
 
+@pytest.mark.parametrize(("setting", "defers"), [("True", True), ("False", False)])
+def test_default_deferrable_decides_when_the_task_runs(dagbag, emulator, capsys, monkeypatch, setting, defers):
+    # The DAG was parsed (the dagbag fixture) before the setting changes: the worker's setting at run time counts.
+    assert dagbag.get_dag("aiml_test_no_stream").get_task("chat").deferrable is None
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", setting)
+
+    dag_run = run(dagbag, "aiml_test_no_stream")
+
+    assert dag_run.state == "success"
+    assert ("Deferring the AI/ML API call" in capsys.readouterr().out) is defers
+    assert xcom(dag_run, "content")
+
+
 def test_the_trigger_row_carries_no_api_key(dagbag, emulator):
     from airflow.models.trigger import Trigger
     from airflow.utils.session import create_session
