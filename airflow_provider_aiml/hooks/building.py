@@ -112,7 +112,7 @@ def build_chat_request(
 
 
 def encode_body(body: Mapping[str, Any], extra_keys: Iterable[str] = ()) -> bytes:
-    """The body as sent: compact UTF-8 JSON, the bytes httpx's ``json=`` would make. Encoding once is also the
+    """The body as sent: compact UTF-8 JSON (no spaces, non-ASCII text as is). Encoding once is also the
     check: what JSON cannot carry (NaN, inf, sets, bytes, dates, lone surrogates, ...) is refused, naming where it
     is, before anything is sent. The culprit is looked for only when there is one."""
     try:

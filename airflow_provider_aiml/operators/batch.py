@@ -382,3 +382,13 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def __getattr__(name: str) -> Any:
+    """``AimlBatchError`` lives in :mod:`airflow_provider_aiml.exceptions`; it is still importable from here,
+    loaded only when asked for (a DAG file importing the operator does not pay for the errors module)."""
+    if name == "AimlBatchError":
+        from airflow_provider_aiml.exceptions import AimlBatchError
+
+        return AimlBatchError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -72,6 +72,13 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         self.stream = stream
         self.deferrable = deferrable
 
+    def defers(self) -> bool:
+        """Whether the call goes to the triggerer: ``deferrable``, or when it is not given, ``[operators]
+        default_deferrable`` as read now (when the task runs or resumes, not on every parse of the DAG file)."""
+        if self.deferrable is None:
+            return conf.getboolean("operators", "default_deferrable", fallback=False)
+        return self.deferrable
+
     def build_messages(self) -> list[dict[str, Any]]:
         """The message list of this task, from ``prompt`` (+ system prompt and images) or ``messages``."""
         from airflow_provider_aiml.messages import build_messages
@@ -88,12 +95,10 @@ class AimlChatCompletionOperator(AimlBaseOperator):
     def execute(self, context: Context) -> Any:
         from airflow_provider_aiml.models import Usage
 
-        if self.deferrable is None:  # read here rather than on every parse of the DAG file
-            self.deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
         self.check_output_settings()
         messages = self.build_messages()
         request_id = task_client_request_id(context)
-        if self.deferrable:
+        if self.defers():
             self._defer(messages, request_id, attempt=0, spent=Usage())
         self.log.info("Calling the AI/ML API (client request id %s)", request_id)
         try:
@@ -196,7 +201,7 @@ class AimlChatCompletionOperator(AimlBaseOperator):
                 self.max_validation_retries,
             )
             follow_up = reask_messages(messages, result.content, problem)
-            if self.deferrable:
+            if self.defers():
                 self._defer(follow_up, request_id, attempt=attempt + 1, spent=total)
             retried = self._ask(follow_up, _attempt_id(request_id, attempt + 1))
             return self._conclude(context, follow_up, request_id, retried, attempt + 1, total)

@@ -85,6 +85,14 @@ def test_importing_the_operator_is_cheap_and_touches_no_network():
     ]
 
 
+def test_the_batch_error_is_still_importable_from_the_batch_operator_module():
+    from airflow_provider_aiml import exceptions
+    from airflow_provider_aiml.operators.batch import AimlBatchError
+
+    assert AimlBatchError is exceptions.AimlBatchError
+    assert issubclass(AimlBatchError, exceptions.AimlApiError)
+
+
 def test_airflow_providers_list_shows_the_provider():
     airflow = Path(sys.executable).with_name("airflow")
     listed = subprocess.run(
