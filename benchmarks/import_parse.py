@@ -338,8 +338,8 @@ def report(result: dict[str, Any], img: str | None) -> list[str]:
             [(f"`{m['module']}`", f"{m['self_ms']:.1f}", f"{m['cumulative_ms']:.1f}") for m in imp["top_modules"]],
         ),
         "",
-        "In a DAG processor's parse child, where every parse pays it again (the same forked children as in (b), "
-        f"median of {p['parses']}):",
+        "In a DAG processor's parse child, where every parse pays it again (forked from the same warm parent as "
+        f"the parses in (b), median of {p['parses']}):",
         "",
         *table(
             ("Imported in a parse child", "ms"),
