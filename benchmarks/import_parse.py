@@ -138,9 +138,10 @@ def run(
     return result
 
 
-def _import_sample(env: dict[str, str], timeout: float) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-c", IMPORT_SNIPPET],
+def _run_import_snippet(env: dict[str, str], timeout: float, *flags: str) -> subprocess.CompletedProcess[str]:
+    """``IMPORT_SNIPPET`` in a fresh interpreter (with interpreter ``flags`` such as ``-X importtime``)."""
+    return subprocess.run(
+        [sys.executable, *flags, "-c", IMPORT_SNIPPET],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -148,20 +149,15 @@ def _import_sample(env: dict[str, str], timeout: float) -> dict[str, Any]:
         timeout=timeout,
         check=False,
     )
-    return parse_result(done, "import sample")
+
+
+def _import_sample(env: dict[str, str], timeout: float) -> dict[str, Any]:
+    return parse_result(_run_import_snippet(env, timeout), "import sample")
 
 
 def _import_breakdown(env: dict[str, str], timeout: float, top: int = 8) -> list[dict[str, Any]]:
     """The modules with the largest own import time while importing the provider (``-X importtime``)."""
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", IMPORT_SNIPPET],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    done = _run_import_snippet(env, timeout, "-X", "importtime")
     parse_result(done, "import breakdown")
     tail = done.stderr.split("--provider--\n", 1)[-1].split("--done--\n", 1)[0]
     modules: list[dict[str, Any]] = []

@@ -244,17 +244,7 @@ VALID_TOOL_CALLS = st.lists(
     max_size=2,
 )
 TOOL_CALLS = st.one_of(
-    st.lists(
-        st.fixed_dictionaries(
-            {
-                "id": st.text(min_size=1, max_size=5),
-                "type": st.just("function"),
-                "function": st.fixed_dictionaries({"name": NAMES, "arguments": st.just("{}")}),
-            }
-        ),
-        min_size=1,
-        max_size=2,
-    ),
+    VALID_TOOL_CALLS,
     st.just("call it"),
     st.just([{"id": 1}]),
     st.just([]),
