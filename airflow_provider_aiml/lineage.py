@@ -39,6 +39,8 @@ class AimlUsageRunFacet(RunFacet):
     completionTokens: int
     """Generated tokens, the reasoning tokens included."""
     reasoningTokens: int
+    cachedTokens: int
+    """Prompt tokens served from the provider's prompt cache, part of ``promptTokens``."""
     totalTokens: int
     creditsUsed: int | None = None
     usdSpent: float | None = None
@@ -59,6 +61,7 @@ def usage_run_facet(spend: TaskSpend) -> AimlUsageRunFacet:
         promptTokens=usage.prompt_tokens,
         completionTokens=usage.completion_tokens,
         reasoningTokens=usage.reasoning_tokens,
+        cachedTokens=usage.cached_tokens,
         totalTokens=usage.total_tokens,
         creditsUsed=usage.credits_used,
         usdSpent=usage.usd_spent,

@@ -15,8 +15,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from airflow_provider_aiml.parameters import NUMERIC_PARAMETERS, STOP_SEQUENCES_MAX
+
 CREDITS_PER_USD = 2_000_000
 """The API's fixed rate: one US dollar buys two million credits."""
+
+USD_DECIMALS = 7
+"""The API's precision in US dollars: one credit is $0.0000005, so every ``usd_spent`` has 7 decimals at most."""
 
 DEFAULT_MODEL = "alibaba/qwen3-vl-32b-thinking"
 DEFAULT_BASE_URL = "https://api.aimlapi.com/v1"
@@ -104,21 +109,27 @@ class Prediction(_Strict):
     content: str | list[dict[str, Any]]
 
 
+def _range(name: str) -> Any:
+    """The pydantic constraint of a numeric parameter, from the one table of ranges."""
+    bounds = NUMERIC_PARAMETERS[name]
+    return Field(ge=bounds.ge, le=bounds.le, gt=bounds.gt, allow_inf_nan=False if bounds.kind is float else None)
+
+
 class GenerationParams(_Strict):
     """Every generation parameter of the seed model, with its documented range.
 
     ``None`` means "not set": such keys are never sent.
     """
 
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
-    max_tokens: Annotated[float, Field(ge=1, allow_inf_nan=False)] | None = None
-    temperature: Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)] | None = None
-    top_p: Annotated[float, Field(ge=0.01, le=1, allow_inf_nan=False)] | None = None
-    stop: str | Annotated[list[str], Field(min_length=1, max_length=4)] | None = None
-    frequency_penalty: Annotated[float, Field(ge=-2, le=2, allow_inf_nan=False)] | None = None
-    presence_penalty: Annotated[float, Field(ge=-2, le=2, allow_inf_nan=False)] | None = None
-    seed: Annotated[int, Field(ge=1)] | None = None
-    repetition_penalty: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    max_completion_tokens: Annotated[int, _range("max_completion_tokens")] | None = None
+    max_tokens: Annotated[int, _range("max_tokens")] | None = None
+    temperature: Annotated[float, _range("temperature")] | None = None
+    top_p: Annotated[float, _range("top_p")] | None = None
+    stop: str | Annotated[list[str], Field(min_length=1, max_length=STOP_SEQUENCES_MAX)] | None = None
+    frequency_penalty: Annotated[float, _range("frequency_penalty")] | None = None
+    presence_penalty: Annotated[float, _range("presence_penalty")] | None = None
+    seed: Annotated[int, _range("seed")] | None = None
+    repetition_penalty: Annotated[float, _range("repetition_penalty")] | None = None
     response_format: ResponseFormat | None = None
     tools: Annotated[list[ToolDefinition], Field(min_length=1, max_length=128)] | None = None
     tool_choice: Literal["none", "auto", "required"] | ToolChoiceFunction | None = None
@@ -137,27 +148,42 @@ RESERVED_BODY_KEYS = frozenset({"model", "messages", "stream"})
 # --- results ------------------------------------------------------------------------------------------------
 
 
+def round_usd(amount: float) -> float:
+    """A sum of dollar amounts at the API's precision: 0.00124 + 0.001287 is 0.002527, not 0.0025269999999999997.
+
+    Each amount is a whole number of credits ($0.0000005 each), so rounding to :data:`USD_DECIMALS` only drops
+    the binary floating-point error of the sum.
+    """
+    return round(amount, USD_DECIMALS)
+
+
 class Usage(_Strict):
-    """Token counts and cost of one call. Reasoning tokens are part of ``completion_tokens``."""
+    """Token counts and cost of one call.
+
+    Reasoning tokens are part of ``completion_tokens``; cached tokens (prompt tokens served from the
+    provider's prompt cache) are part of ``prompt_tokens``.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
     reasoning_tokens: int = 0
+    cached_tokens: int = 0
     credits_used: int | None = None
     usd_spent: float | None = None
 
     def __add__(self, other: Usage) -> Usage:
-        def _sum(a: float | None, b: float | None) -> Any:
-            return None if a is None and b is None else (a or 0) + (b or 0)
-
+        """The sum of two usages; a cost stays ``None`` only when neither side reported one."""
+        credits = (self.credits_used or 0) + (other.credits_used or 0)
+        usd = round_usd((self.usd_spent or 0.0) + (other.usd_spent or 0.0))
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
-            credits_used=_sum(self.credits_used, other.credits_used),
-            usd_spent=_sum(self.usd_spent, other.usd_spent),
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            credits_used=None if self.credits_used is None and other.credits_used is None else credits,
+            usd_spent=None if self.usd_spent is None and other.usd_spent is None else usd,
         )
 
 

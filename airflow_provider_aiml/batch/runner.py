@@ -158,6 +158,7 @@ class BatchRunner:
         self._resumed_count = len(self.outcomes)
         # Budgets are for the whole batch: what earlier tries of the task spent on resumed records counts.
         self._spent = sum((outcome.usage for outcome in self.outcomes.values()), Usage())
+        self._try_spent = Usage()  # the calls of this try only, for the log lines
         self._calls_done = len(self.outcomes)
         self._calls_without_cost = sum(1 for outcome in self.outcomes.values() if outcome.usage.usd_spent is None)
         self._requests = 0
@@ -282,6 +283,7 @@ class BatchRunner:
 
     def _account(self, usage: Usage) -> None:
         self._spent = self._spent + usage
+        self._try_spent = self._try_spent + usage
         self._calls_done += 1
         if usage.usd_spent is None:
             self._calls_without_cost += 1
@@ -352,10 +354,12 @@ class BatchRunner:
         rate = done / elapsed
         remaining = asked - done
         eta = f"{remaining / rate:.0f}s" if rate > 0 and remaining > 0 else "-"
-        usage = self._spent
-        cost = f"${usage.usd_spent:.6f}" if usage.usd_spent is not None else "unknown"
+        resumed = ""
+        if self._resumed_count:  # the budgets count these too: show the whole batch's spend as well
+            records = f"{self._resumed_count} record{'s' if self._resumed_count != 1 else ''}"
+            resumed = f"; in all, with {records} resumed from the checkpoint: {_spend(self._spent)}"
         self.log.info(
-            "%s %d/%d done (%d failed), %.1f records/s, ETA %s, tokens %d (reasoning %d), cost %s, "
+            "%s %d/%d done (%d failed), %.1f records/s, ETA %s; this try: %d calls, %s%s; "
             "%d requests, %d retries (%d rate-limited), %d in flight, concurrency limit %d",
             "Batch finished:" if final else "Batch progress:",
             done,
@@ -363,12 +367,19 @@ class BatchRunner:
             failed,
             rate,
             eta,
-            usage.total_tokens,
-            usage.reasoning_tokens,
-            cost,
+            self._calls_done - self._resumed_count,
+            _spend(self._try_spent),
+            resumed,
             self._requests,
             self._retries,
             self._gate.rate_limited,
             self._gate.in_flight,
             int(self._gate.limit),
         )
+
+
+def _spend(usage: Usage) -> str:
+    """Tokens and cost for a progress line: ``tokens 272 (reasoning 188, cached 12), cost $0.000272``."""
+    shares = f"reasoning {usage.reasoning_tokens}" + (f", cached {usage.cached_tokens}" if usage.cached_tokens else "")
+    cost = f"${usage.usd_spent:.6f}" if usage.usd_spent is not None else "unknown"
+    return f"tokens {usage.total_tokens} ({shares}), cost {cost}"

@@ -11,9 +11,10 @@ import asyncio
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from airflow.sdk import BaseHook
@@ -37,12 +38,21 @@ from airflow_provider_aiml.hooks.building import client_request_id as make_clien
 from airflow_provider_aiml.hooks.parsing import CallInfo, StreamAccumulator, parse_completion, parse_error
 from airflow_provider_aiml.hooks.retry import RetryPolicy
 from airflow_provider_aiml.hooks.settings import ConnectionSettings
+from airflow_provider_aiml.hooks.sizing import (
+    CONTEXT_LOOKUP_FROM_TOKENS,
+    DEFAULT_CONTEXT_LENGTHS,
+    check_body_size,
+    check_context_length,
+    context_length_from,
+    prompt_tokens_at_least,
+)
 from airflow_provider_aiml.models import ChatCompletionResult, StreamDelta
 
 CHAT_COMPLETIONS_PATH = "/chat/completions"
 CONNECT_TIMEOUT = 10.0
 CONNECTIONS_PER_ASYNC_CLIENT = 8
 TEST_CONNECTION_TIMEOUT = 15.0
+CATALOG_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,7 @@ class PreparedChat:
         """Validate everything and build the body; raises before any request is sent."""
         chosen = model or settings.model
         request = build_chat_request(chosen, messages, params, stream=stream, extra_body=extra_body)
+        check_body_size(len(request.payload), settings.max_request_mb)
         request_id = make_client_request_id(client_request_id) if client_request_id else new_client_request_id()
         return cls(chosen, request.body, request_id, request.payload)
 
@@ -119,6 +130,7 @@ class AimlApiHook(BaseHook):
         self._async_clients_loop: asyncio.AbstractEventLoop | None = None
         self._next_async_client = 0
         self._ssl_context: ssl.SSLContext | None = None
+        self._context_lengths: dict[str, int | None] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(aiml_conn_id={self.aiml_conn_id!r})"
@@ -218,7 +230,93 @@ class AimlApiHook(BaseHook):
         :param extra_body: model-specific keys merged into the body (``enable_thinking``, ``reasoning_effort``).
         :param params: generation parameters by their API names (``temperature``, ``max_completion_tokens``...).
         """
-        call = PreparedChat.build(self.settings, messages, model, client_request_id, extra_body, params, stream=False)
+        return self.send_chat(self.prepare_chat(messages, model, client_request_id, extra_body, params, stream=False))
+
+    def prepare_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        model: str | None,
+        client_request_id: str | None,
+        extra_body: Mapping[str, Any] | None,
+        params: Mapping[str, Any],
+        *,
+        stream: bool,
+    ) -> PreparedChat:
+        """Check a call (parameters, messages, body size, context length) and build it; nothing is sent, so
+        whatever is wrong raises :class:`AimlParameterError` before anything is billed."""
+        call = PreparedChat.build(self.settings, messages, model, client_request_id, extra_body, params, stream=stream)
+        self.check_context(call.model, call.body)
+        return call
+
+    def check_context(self, model: str, body: Mapping[str, Any]) -> None:
+        """Refuse a body whose prompt is over ``model``'s context length for certain (see :mod:`.sizing`); the
+        context length is looked up only for prompts long enough to matter."""
+        if _needs_context_check(body):
+            check_context_length(model, body, self.context_length(model))
+
+    async def aprepare_chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        model: str | None,
+        client_request_id: str | None,
+        extra_body: Mapping[str, Any] | None,
+        params: Mapping[str, Any],
+        *,
+        stream: bool,
+    ) -> PreparedChat:
+        """Async :meth:`prepare_chat` (the catalog is read without blocking the event loop)."""
+        settings = await self.asettings()
+        call = PreparedChat.build(settings, messages, model, client_request_id, extra_body, params, stream=stream)
+        if _needs_context_check(call.body):
+            check_context_length(call.model, call.body, await self.acontext_length(call.model))
+        return call
+
+    def context_length(self, model: str) -> int | None:
+        """``model``'s context length: the catalog's ``contextLength`` (``GET /model/{id}``, read once per hook),
+        else the documented default for the seed model, else ``None`` (then it is not checked)."""
+        if model not in self._context_lengths:
+            try:
+                response: httpx.Response | Exception = self._get(
+                    _catalog_url(self.settings, model), min(self.settings.timeout, CATALOG_TIMEOUT)
+                )
+            except (httpx.HTTPError, OSError) as error:
+                response = error
+            self._context_lengths[model] = self._context_length_in(model, response)
+        return self._context_lengths[model]
+
+    async def acontext_length(self, model: str) -> int | None:
+        """Async :meth:`context_length`."""
+        if model not in self._context_lengths:
+            settings = await self.asettings()
+            try:
+                client = await self.get_async_conn()
+                response: httpx.Response | Exception = await client.get(
+                    _catalog_url(settings, model), timeout=min(settings.timeout, CATALOG_TIMEOUT)
+                )
+            except (httpx.HTTPError, OSError) as error:
+                response = error
+            self._context_lengths[model] = self._context_length_in(model, response)
+        return self._context_lengths[model]
+
+    def _context_length_in(self, model: str, response: httpx.Response | Exception) -> int | None:
+        """The catalog's figure; on any failure the default, logged: an outage of the catalog never blocks a call."""
+        found = None
+        if isinstance(response, httpx.Response) and response.status_code == 200:
+            with suppress(ValueError):
+                found = context_length_from(response.json())
+        if found is None:
+            found = DEFAULT_CONTEXT_LENGTHS.get(model)
+            reason = f"HTTP {response.status_code}" if isinstance(response, httpx.Response) else type(response).__name__
+            self.log.info(
+                "The catalog gave no context length for %s (%s); %s",
+                model,
+                reason,
+                f"checking against the documented {found:,} tokens" if found else "the prompt's length is not checked",
+            )
+        return found
+
+    def send_chat(self, call: PreparedChat) -> ChatCompletionResult:
+        """Send a call built by :meth:`prepare_chat` and wait for the whole answer (retrying what is transient)."""
         client = self.get_conn()
         attempt = 1
         while True:
@@ -241,8 +339,7 @@ class AimlApiHook(BaseHook):
         **params: Any,
     ) -> ChatCompletionResult:
         """Async :meth:`chat_completion`, for triggers and concurrent batch work."""
-        settings = await self.asettings()
-        call = PreparedChat.build(settings, messages, model, client_request_id, extra_body, params, stream=False)
+        call = await self.aprepare_chat(messages, model, client_request_id, extra_body, params, stream=False)
         return await self.asend_chat(call)
 
     async def asend_chat(self, call: PreparedChat) -> ChatCompletionResult:
@@ -273,7 +370,12 @@ class AimlApiHook(BaseHook):
         A stream that breaks or ends without a finish reason is retried like any transient failure; the
         pieces of the new try carry ``attempt`` + 1 and start again from the beginning.
         """
-        call = PreparedChat.build(self.settings, messages, model, client_request_id, extra_body, params, stream=True)
+        yield from self.send_chat_stream(
+            self.prepare_chat(messages, model, client_request_id, extra_body, params, stream=True)
+        )
+
+    def send_chat_stream(self, call: PreparedChat) -> Iterator[StreamDelta | ChatCompletionResult]:
+        """Stream a call built by :meth:`prepare_chat` with ``stream=True`` (see :meth:`stream_chat_completion`)."""
         client = self.get_conn()
         attempt = 1
         while True:
@@ -313,8 +415,7 @@ class AimlApiHook(BaseHook):
         **params: Any,
     ) -> AsyncIterator[StreamDelta | ChatCompletionResult]:
         """Async :meth:`stream_chat_completion`."""
-        settings = await self.asettings()
-        call = PreparedChat.build(settings, messages, model, client_request_id, extra_body, params, stream=True)
+        call = await self.aprepare_chat(messages, model, client_request_id, extra_body, params, stream=True)
         client = await self.get_async_conn()
         attempt = 1
         while True:
@@ -412,12 +513,13 @@ class AimlApiHook(BaseHook):
         usage = result.usage
         cost = f"${usage.usd_spent:.6f} ({usage.credits_used} credits)" if usage.usd_spent is not None else "unknown"
         self.log.info(
-            "AI/ML API %s -> %s: finish=%s, tokens prompt=%d completion=%d (reasoning=%d) total=%d, cost %s, "
+            "AI/ML API %s -> %s: finish=%s, tokens prompt=%d%s completion=%d (reasoning=%d) total=%d, cost %s, "
             "%.2fs%s, client request id %s",
             result.requested_model,
             result.model,
             result.finish_reason,
             usage.prompt_tokens,
+            f" (cached={usage.cached_tokens})" if usage.cached_tokens else "",
             usage.completion_tokens,
             usage.reasoning_tokens,
             usage.total_tokens,
@@ -485,6 +587,16 @@ class AimlApiHook(BaseHook):
 
     def _get(self, url: str, timeout: float) -> httpx.Response:
         return self.get_conn().get(url, timeout=timeout)
+
+
+def _catalog_url(settings: ConnectionSettings, model: str) -> str:
+    """``GET /model/{id}``: singular, and not under ``/v1``."""
+    return f"{settings.api_root}/model/{quote(model, safe='/:')}"
+
+
+def _needs_context_check(body: Mapping[str, Any]) -> bool:
+    """Only a prompt this long can pass a chat model's context length; shorter ones are not looked up."""
+    return prompt_tokens_at_least(body["messages"]) >= CONTEXT_LOOKUP_FROM_TOKENS
 
 
 @contextmanager

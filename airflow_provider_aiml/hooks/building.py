@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from airflow_provider_aiml import __version__
 from airflow_provider_aiml.exceptions import AimlParameterError
+from airflow_provider_aiml.hooks.sizing import check_body_size
 from airflow_provider_aiml.models import GENERATION_PARAMETERS, RESERVED_BODY_KEYS, GenerationParams
 
 USER_AGENT = f"airflow-provider-aiml/{__version__}"
@@ -144,11 +145,16 @@ def _check_tool_choice(body: Mapping[str, Any]) -> None:
         )
 
 
-def with_messages(body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """A validated body with other messages (checked here): batch work checks its parameters only once."""
+def with_messages(
+    body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]], *, max_request_mb: float | None = None
+) -> dict[str, Any]:
+    """A validated body with other messages (checked here, their size too when ``max_request_mb`` is given):
+    batch work checks its parameters only once."""
     validate_messages(messages)
     new_messages = [_without_nulls(message) for message in messages]
-    encode_body({"messages": new_messages})  # the check only: 10,000 records keep their dicts, not their bytes
+    encoded = encode_body({"messages": new_messages})  # 10,000 records keep their dicts, not their bytes
+    if max_request_mb is not None:
+        check_body_size(len(encoded), max_request_mb)
     return {**body, "messages": new_messages}
 
 

@@ -263,6 +263,9 @@ def _meta_usage(payload: Mapping[str, Any]) -> Mapping[str, Any] | None:
 def parse_usage(usage: Any, meta_usage: Mapping[str, Any] | None, headers: Mapping[str, str]) -> Usage:
     """Token counts from ``usage`` and cost from the cost headers or ``meta.usage``, whichever is present.
 
+    ``reasoning_tokens`` and ``cached_tokens`` come from ``completion_tokens_details`` and
+    ``prompt_tokens_details``; either may be null or absent (the count is then 0).
+
     ``meta.usage`` comes as ``{credits_used, usd_spent}``, ``{credits_used}`` or the legacy ``{tokens_used}``
     (whose unit is undocumented, so it yields no cost). One USD is two million credits.
     """
@@ -272,12 +275,15 @@ def parse_usage(usage: Any, meta_usage: Mapping[str, Any] | None, headers: Mappi
     total = _count(usage.get("total_tokens")) or prompt + completion
     details = usage.get("completion_tokens_details")
     reasoning = _count(details.get("reasoning_tokens")) if isinstance(details, dict) else 0
+    prompt_details = usage.get("prompt_tokens_details")
+    cached = _count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
     credits, usd = _cost(meta_usage, headers)
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=total,
         reasoning_tokens=reasoning,
+        cached_tokens=cached,
         credits_used=credits,
         usd_spent=usd,
     )

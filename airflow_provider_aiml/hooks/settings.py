@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from airflow_provider_aiml.exceptions import AimlConfigurationError
+from airflow_provider_aiml.hooks.sizing import DEFAULT_MAX_REQUEST_MB
 from airflow_provider_aiml.models import DEFAULT_BASE_URL, DEFAULT_MODEL
 
 DEFAULT_TIMEOUT = 300.0
@@ -35,6 +36,11 @@ class ConnectionSettings(BaseModel):
     model: str
     timeout: float
     max_retries: int
+    max_request_mb: float = DEFAULT_MAX_REQUEST_MB
+    """Bodies over this many MiB are refused before they are sent (``max_request_mb`` extra)."""
+    confine_images_to_dag_folder: bool | None = None
+    """Where local image files may be read from (``confine_images_to_dag_folder`` extra; see
+    :mod:`airflow_provider_aiml.messages`): ``None`` confines templated values only."""
 
     @classmethod
     def from_connection(cls, conn: Any, conn_id: str) -> ConnectionSettings:
@@ -62,6 +68,8 @@ class ConnectionSettings(BaseModel):
                     extra, "max_retries", DEFAULT_MAX_RETRIES, conn_id, minimum=0, cast=int, maximum=MAX_RETRIES_LIMIT
                 )
             ),
+            max_request_mb=_number(extra, "max_request_mb", DEFAULT_MAX_REQUEST_MB, conn_id, minimum=0.001, cast=float),
+            confine_images_to_dag_folder=_switch(extra, "confine_images_to_dag_folder", conn_id),
         )
 
     @property
@@ -84,6 +92,17 @@ def _field(extra: dict[str, Any], name: str) -> Any:
     if value in (None, ""):
         value = extra.get(f"extra__aimlapi__{name}")
     return None if value in (None, "") else value
+
+
+def _switch(extra: dict[str, Any], name: str, conn_id: str) -> bool | None:
+    """An optional yes/no extra: JSON booleans from the form, ``"true"``/``"false"`` from a URI."""
+    raw = _field(extra, name)
+    if raw is None or isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise AimlConfigurationError(f"Connection {conn_id!r}: extra field {name!r} must be true or false, got {raw!r}")
 
 
 def _number(
@@ -126,6 +145,12 @@ def _base_url(conn: Any, conn_id: str) -> str:
         scheme = "http" if _LOOPBACK_HOST.match(host) else "https"
         host = f"{scheme}://{host}"
     parts = urlsplit(host)
+    if "@" in parts.netloc:
+        # httpx would send these as Basic auth instead of the Bearer key (a misleading 401); never echo them.
+        raise AimlConfigurationError(
+            f"Connection {conn_id!r}: the Base URL carries a user name or password ('user:password@host'). "
+            "Remove them from the Base URL: the API key goes in the connection's password (the 'API Key' field)."
+        )
     netloc, path = parts.netloc, parts.path.rstrip("/")
     # The URI forms Airflow itself writes ("aimlapi://https://:key@host:8080/v1") keep port and path apart.
     if getattr(conn, "port", None) and parts.port is None:

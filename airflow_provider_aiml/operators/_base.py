@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,8 @@ from airflow.sdk import BaseOperator
 from pydantic import BaseModel
 
 from airflow_provider_aiml import DEFAULT_CONN_ID
+from airflow_provider_aiml.operators._arguments import check_count, check_flag, check_generation_arguments
+from airflow_provider_aiml.parameters import NUMERIC_PARAMETERS
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -35,6 +38,10 @@ def operator_parameters() -> tuple[str, ...]:
     )
 
 
+LITERAL_PARAMETERS = (*NUMERIC_PARAMETERS, "stop", "parallel_tool_calls")
+"""Generation parameters that are never templated, so their values are known when the DAG file is parsed."""
+
+
 class AimlBaseOperator(BaseOperator):
     """Arguments common to the AI/ML API operators.
 
@@ -52,6 +59,10 @@ class AimlBaseOperator(BaseOperator):
         ask again (each one is a billed call, traced with ``:v<n>`` appended to the client request id).
     :param extra_body: model-specific keys merged into the request (``enable_thinking``, ``thinking_budget``,
         ``reasoning_effort``, ...). Templated.
+    :param confine_images_to_dag_folder: where local image files may be read from. ``True``: only inside the
+        DAG folder; ``False``: anywhere the worker can read; ``None`` (default): the connection's extra of the
+        same name, else inside the DAG folder for files named by a templated value (Jinja, an XCom, a batch
+        record, a mapped task's value) and anywhere for paths written as they are in the DAG file.
 
     The generation parameters (``max_completion_tokens``, ``max_tokens``, ``temperature``, ``top_p``, ``stop``,
     ``frequency_penalty``, ``presence_penalty``, ``seed``, ``repetition_penalty``, ``tools``, ``tool_choice``,
@@ -81,6 +92,7 @@ class AimlBaseOperator(BaseOperator):
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        confine_images_to_dag_folder: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -104,8 +116,45 @@ class AimlBaseOperator(BaseOperator):
         self.tools = tools
         self.tool_choice = tool_choice
         self.parallel_tool_calls = parallel_tool_calls
+        self.confine_images_to_dag_folder = confine_images_to_dag_folder
+        self._images_templated: bool | None = None
         self.spend: TaskSpend | None = None
         """Set by ``execute`` once the API answered; read by the OpenLineage methods."""
+
+    def check_arguments(self) -> None:
+        """Check the plain (non-templated) arguments, so a wrong literal fails the DAG file's import. Each
+        operator calls it at the end of ``__init__`` and again in ``execute()``."""
+        check_generation_arguments(self, LITERAL_PARAMETERS)
+        check_count(self, "max_validation_retries")
+        check_flag(self, "confine_images_to_dag_folder", optional=True)
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render as Airflow does, noting first whether ``images`` is templated (see :meth:`image_folder`)."""
+        from airflow_provider_aiml.messages import is_literal
+
+        self._images_templated = not is_literal(self.images)
+        super().render_template_fields(context, jinja_env)
+
+    def image_folder(self) -> str | None:
+        """The folder local image files must lie in, or ``None`` for anywhere the worker can read.
+
+        ``confine_images_to_dag_folder`` on the task, else on the connection, decides; when neither sets it,
+        files named by a templated value (Jinja, an XCom, a batch record) are confined to the DAG folder and
+        paths written as they are in the DAG file are not.
+        """
+        from airflow_provider_aiml.messages import is_literal
+
+        confine = self.confine_images_to_dag_folder
+        if confine is None:
+            confine = self.hook.settings.confine_images_to_dag_folder
+        if confine is None and self._images_templated is not None:
+            confine = self._images_templated
+        if confine is None:
+            # A mapped task's values were resolved (from XComs, say) before it was built: count them as templated.
+            confine = getattr(self, "_BaseOperator__from_mapped", False) or not is_literal(self.images)
+        if not confine:
+            return None
+        return self.dag.folder if self.has_dag() else os.getcwd()
 
     def render_template(
         self, content: Any, context: Context, jinja_env: Any = None, seen_oids: set[int] | None = None
@@ -158,13 +207,10 @@ class AimlBaseOperator(BaseOperator):
 
     def check_output_settings(self) -> None:
         """Reject a bad ``output_type``/``response_format`` combination or retry count, before any call."""
-        from airflow_provider_aiml.exceptions import AimlParameterError
         from airflow_provider_aiml.structured import check_output_type
 
         check_output_type(self.output_type, self.response_format)
-        retries = self.max_validation_retries
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise AimlParameterError(f"max_validation_retries must be a whole number >= 0, got {retries!r}")
+        self.check_arguments()
 
     @property
     def effective_response_format(self) -> Mapping[str, Any] | None:

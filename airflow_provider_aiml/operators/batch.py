@@ -9,6 +9,7 @@ import threading
 from collections.abc import Coroutine, Iterable, Mapping, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
+from airflow_provider_aiml.operators._arguments import check_positive, raise_parameter_error
 from airflow_provider_aiml.operators._base import AimlBaseOperator, reads_as_text, task_client_request_id
 
 if TYPE_CHECKING:
@@ -97,6 +98,17 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         self.on_error = on_error
         self.checkpoint_path = checkpoint_path
         self.progress_interval = progress_interval
+        self.check_arguments()
+
+    def check_arguments(self) -> None:
+        super().check_arguments()
+        check_positive(self, "concurrency", whole=True, optional=False)
+        check_positive(self, "progress_interval", optional=False)
+        for name in ("max_requests_per_minute", "max_tokens_per_minute", "max_cost_usd"):
+            check_positive(self, name)
+        check_positive(self, "max_total_tokens", whole=True)
+        if self.on_error not in ("fail", "continue"):
+            raise_parameter_error(self, f"'on_error' must be 'fail' or 'continue', got {self.on_error!r}")
 
     def make_hook(self) -> AimlApiHook:
         """A quiet hook that makes one try per call: the batch retries, paces and logs progress itself."""
@@ -146,24 +158,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
 
     def _limits(self) -> BatchLimits:
         from airflow_provider_aiml.batch.runner import BatchLimits
-        from airflow_provider_aiml.exceptions import AimlParameterError
 
-        def positive(name: str, *, whole: bool = False, optional: bool = True) -> None:
-            value = getattr(self, name)
-            if value is None and optional:
-                return
-            kind = int if whole else (int, float)
-            if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
-                raise AimlParameterError(f"{name} must be a {'whole ' if whole else ''}number > 0, got {value!r}")
-
-        positive("concurrency", whole=True, optional=False)
-        positive("progress_interval", optional=False)
-        positive("max_requests_per_minute")
-        positive("max_tokens_per_minute")
-        positive("max_total_tokens", whole=True)
-        positive("max_cost_usd")
-        if self.on_error not in ("fail", "continue"):
-            raise AimlParameterError(f"on_error must be 'fail' or 'continue', got {self.on_error!r}")
         return BatchLimits(
             concurrency=self.concurrency,
             requests_per_minute=self.max_requests_per_minute,
@@ -194,7 +189,8 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         """Render and check every record before the first call, naming the record that is wrong."""
         from airflow_provider_aiml.batch.runner import BatchItem
         from airflow_provider_aiml.exceptions import AimlParameterError
-        from airflow_provider_aiml.hooks.building import build_chat_body, with_messages
+        from airflow_provider_aiml.hooks.building import build_chat_request, with_messages
+        from airflow_provider_aiml.hooks.sizing import check_body_size
         from airflow_provider_aiml.messages import build_messages
 
         if (self.prompt is None) == (self.messages is None):
@@ -207,6 +203,8 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         budget_tokens = self.max_completion_tokens or self.max_tokens or 0
         prompt_template = None if self.prompt is None else self._compile_prompt(env)
         model = self.model or self.hook.settings.model
+        max_request_mb = self.hook.settings.max_request_mb
+        image_folder = self.image_folder() if self.images else None
         template_body: dict[str, Any] | None = None
         items = []
         for index, record in enumerate(records):
@@ -226,13 +224,15 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
                     system_prompt=self.system_prompt,
                     images=images,
                     base_dirs=base_dirs,
+                    confine_to=image_folder,
                 )
                 if template_body is None:  # parameters are the same for every record: check them once
-                    body = template_body = build_chat_body(
-                        model, built, params, stream=False, extra_body=self.extra_body
-                    )
+                    request = build_chat_request(model, built, params, stream=False, extra_body=self.extra_body)
+                    check_body_size(len(request.payload), max_request_mb)
+                    body = template_body = request.body
                 else:
-                    body = with_messages(template_body, built)
+                    body = with_messages(template_body, built, max_request_mb=max_request_mb)
+                self.hook.check_context(model, body)
             except AimlParameterError as error:
                 raise AimlParameterError(f"record {index}: {error.message}") from None
             fingerprint = _fingerprint(model, built, params, self.extra_body)

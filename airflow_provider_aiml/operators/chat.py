@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import conf
 
+from airflow_provider_aiml.operators._arguments import check_flag
 from airflow_provider_aiml.operators._base import AimlBaseOperator, result_xcom_values, task_client_request_id
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ class AimlChatCompletionOperator(AimlBaseOperator):
     ui_color = "#e8f0fe"
     resume_with_messages = False
     """Carry the whole conversation through the triggerer (for prompts a resumed task cannot rebuild)."""
+    max_deferred_request_bytes = 1024 * 1024
+    """A call whose body is larger runs on the worker instead of deferring: a trigger's arguments (the messages,
+    inline images included) are written to the metadata database."""
 
     def __init__(
         self,
@@ -71,6 +75,12 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         self.messages = messages
         self.stream = stream
         self.deferrable = deferrable
+        self.check_arguments()
+
+    def check_arguments(self) -> None:
+        super().check_arguments()
+        check_flag(self, "stream")
+        check_flag(self, "deferrable", optional=True)
 
     def defers(self) -> bool:
         """Whether the call goes to the triggerer: ``deferrable``, or when it is not given, ``[operators]
@@ -90,6 +100,7 @@ class AimlChatCompletionOperator(AimlBaseOperator):
             system_prompt=self.system_prompt,
             images=self.images,
             base_dirs=base_dirs,
+            confine_to=self.image_folder() if self.images else None,
         )
 
     def execute(self, context: Context) -> Any:
@@ -98,11 +109,8 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         self.check_output_settings()
         messages = self.build_messages()
         request_id = task_client_request_id(context)
-        if self.defers():
-            self._defer(messages, request_id, attempt=0, spent=Usage())
-        self.log.info("Calling the AI/ML API (client request id %s)", request_id)
         try:
-            result = self._ask(messages, request_id)
+            result = self._ask(messages, request_id, attempt=0, spent=Usage())
             return self._conclude(context, messages, request_id, result, attempt=0, spent=Usage())
         finally:
             self.hook.close()
@@ -120,22 +128,38 @@ class AimlChatCompletionOperator(AimlBaseOperator):
 
     # --- the call and its outcome ---------------------------------------------------------------------------
 
-    def _call_args(self, request_id: str) -> dict[str, Any]:
-        return {
-            "model": self.model or None,
-            "client_request_id": request_id,
-            "extra_body": self.extra_body,
-            **self.generation_params(),
-        }
-
-    def _ask(self, messages: list[dict[str, Any]], request_id: str) -> ChatCompletionResult:
+    def _ask(
+        self, messages: list[dict[str, Any]], request_id: str, *, attempt: int, spent: Usage
+    ) -> ChatCompletionResult:
+        """Check the call (nothing is sent, nor logged as sent, when it is wrong), then hand it to the triggerer
+        when deferring, or make it here."""
         from airflow_provider_aiml.models import StreamDelta
         from airflow_provider_aiml.operators._stream_log import StreamLogWriter
 
-        if not self.stream:
-            return self.hook.chat_completion(messages, **self._call_args(request_id))
+        deferring = self.defers()
+        call = self.hook.prepare_chat(
+            messages,
+            self.model or None,
+            _attempt_id(request_id, attempt),
+            self.extra_body,
+            self.generation_params(),
+            stream=self.stream and not deferring,
+        )
+        if deferring:
+            size = len(call.payload or b"")
+            if size <= self.max_deferred_request_bytes:
+                self._defer(messages, request_id, attempt=attempt, spent=spent)
+            self.log.warning(
+                "Not deferring: the request is %.1f MiB, over the %.1f MiB a trigger may carry (its arguments are "
+                "stored in the metadata database); calling the API from this worker instead",
+                size / 2**20,
+                self.max_deferred_request_bytes / 2**20,
+            )
+        self.log.info("Calling the AI/ML API (client request id %s)", call.client_request_id)
+        if not call.body.get("stream"):
+            return self.hook.send_chat(call)
         writer = StreamLogWriter(self.log)
-        for item in self.hook.stream_chat_completion(messages, **self._call_args(request_id)):
+        for item in self.hook.send_chat_stream(call):
             if isinstance(item, StreamDelta):
                 writer.write(item)
             else:
@@ -143,22 +167,12 @@ class AimlChatCompletionOperator(AimlBaseOperator):
                 return item
         raise AssertionError("the stream ended without a result")  # pragma: no cover - the hook always yields one
 
-    def _defer(self, messages: list[dict[str, Any]], request_id: str, *, attempt: int, spent: Usage) -> None:
-        from airflow_provider_aiml.hooks.building import build_chat_body
+    def _defer(self, messages: list[dict[str, Any]], request_id: str, *, attempt: int, spent: Usage) -> NoReturn:
         from airflow_provider_aiml.structured import TURNS_PER_REASK
         from airflow_provider_aiml.triggers.aiml import AimlChatTrigger
 
         if self.stream:
             self.log.warning("stream=True has no effect on a deferred call: the triggerer waits for the whole answer")
-        args = self._call_args(_attempt_id(request_id, attempt))
-        # Validate here, so bad input fails the task before it is handed to the triggerer.
-        build_chat_body(
-            args["model"] or "connection-default",
-            messages,
-            self.generation_params(),
-            stream=False,
-            extra_body=self.extra_body,
-        )
         self.log.info("Deferring the AI/ML API call %s to the triggerer", request_id)
         # The resumed task gets this back in the trigger's event (dag.test() drops defer kwargs). Only the
         # turns added by validation re-asks travel; the task rebuilds the rest from its fields.
@@ -167,10 +181,16 @@ class AimlChatCompletionOperator(AimlBaseOperator):
             state["echo_messages"] = True  # the trigger sends its messages back; they are stored only once
         elif attempt:
             state["follow_up"] = messages[-TURNS_PER_REASK * attempt :]
-        self.defer(
-            trigger=AimlChatTrigger(aiml_conn_id=self.aiml_conn_id, messages=messages, resume_state=state, **args),
-            method_name="execute_complete",
+        trigger = AimlChatTrigger(
+            aiml_conn_id=self.aiml_conn_id,
+            messages=messages,
+            resume_state=state,
+            model=self.model or None,
+            client_request_id=_attempt_id(request_id, attempt),
+            extra_body=self.extra_body,
+            **self.generation_params(),
         )
+        self.defer(trigger=trigger, method_name="execute_complete")
 
     def _conclude(
         self,
@@ -201,9 +221,7 @@ class AimlChatCompletionOperator(AimlBaseOperator):
                 self.max_validation_retries,
             )
             follow_up = reask_messages(messages, result.content, problem)
-            if self.defers():
-                self._defer(follow_up, request_id, attempt=attempt + 1, spent=total)
-            retried = self._ask(follow_up, _attempt_id(request_id, attempt + 1))
+            retried = self._ask(follow_up, request_id, attempt=attempt + 1, spent=total)
             return self._conclude(context, follow_up, request_id, retried, attempt + 1, total)
         if parsed is not None and self.do_xcom_push:
             context["ti"].xcom_push(key="parsed", value=parsed)

@@ -64,8 +64,12 @@ with _dag("aiml_test_json_object"):
 with _dag("aiml_test_no_xcom"):
     AimlChatCompletionOperator(task_id="chat", prompt="Hello", do_xcom_push=False)
 
-with _dag("aiml_test_invalid_param"):
-    AimlChatCompletionOperator(task_id="chat", prompt="Hello", temperature=5)
+# A literal temperature=5 would fail this file's import (and every DAG in it); a rendered one fails the task.
+with _dag("aiml_test_invalid_param", params={"temperature": 5}, render_template_as_native_obj=True):
+    AimlChatCompletionOperator(task_id="chat", prompt="Hello", extra_body={"temperature": "{{ params.temperature }}"})
+
+with _dag("aiml_test_image_from_params", params={"image": "images/bar_chart.png"}):
+    AimlChatCompletionOperator(task_id="chat", prompt="Describe it.", images="{{ params.image }}")
 
 with _dag("aiml_test_neither_prompt_nor_messages"):
     AimlChatCompletionOperator(task_id="chat")
@@ -138,8 +142,10 @@ with _dag("aiml_test_deferrable_output_type"):
         deferrable=True,
     )
 
-with _dag("aiml_test_deferrable_invalid"):
-    AimlChatCompletionOperator(task_id="chat", prompt="Hello", top_p=3, deferrable=True)
+with _dag("aiml_test_deferrable_invalid", params={"top_p": 3}, render_template_as_native_obj=True):
+    AimlChatCompletionOperator(
+        task_id="chat", prompt="Hello", extra_body={"top_p": "{{ params.top_p }}"}, deferrable=True
+    )
 
 with _dag("aiml_test_template_kinds", params={"topic": "trams"}):
     AimlChatCompletionOperator(task_id="txt_file", prompt="prompts/plain_prompt.txt")

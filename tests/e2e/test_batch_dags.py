@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -184,12 +185,13 @@ def test_empty_inputs_succeed_with_an_empty_list(dagbag, emulator):
     assert emulator.chat_requests == []
 
 
-def test_a_rerun_with_a_checkpoint_pays_for_no_record_twice(dagbag, emulator, tmp_path):
+def test_a_rerun_with_a_checkpoint_pays_for_no_record_twice(dagbag, emulator, tmp_path, capsys):
     checkpoint = tmp_path / "run.jsonl"
     emulator.add_fault(Fault.status(400), times=1)  # one record fails in the first run
     first = run(dagbag, "aiml_batch_checkpoint", run_conf={"checkpoint": str(checkpoint)})
     assert first.state == "failed"
-    assert len(checkpoint.read_text().splitlines()) == 19
+    kept = [json.loads(line)["usage"] for line in checkpoint.read_text().splitlines()]
+    assert len(kept) == 19
 
     second = run(dagbag, "aiml_batch_checkpoint", run_conf={"checkpoint": str(checkpoint)})
 
@@ -198,6 +200,20 @@ def test_a_rerun_with_a_checkpoint_pays_for_no_record_twice(dagbag, emulator, tm
     results = xcom(second, "return_value", "batch")
     assert all(item["content"] and item["error"] is None for item in results)
     assert xcom(second, "batch", "batch")["resumed"] == 19
+    # The last line tells what this try spent from what the whole batch did, the resumed records included.
+    usage = xcom(second, "usage", "batch")
+    final = [line for line in capsys.readouterr().out.splitlines() if "Batch finished:" in line][-1]
+    found = re.search(
+        r"this try: 1 calls, tokens (\d+) .*?, cost \$([\d.]+); "
+        r"in all, with 19 records resumed from the checkpoint: tokens (\d+) .*?, cost \$([\d.]+);",
+        final,
+    )
+    assert found, final
+    this_try, this_try_usd, whole, whole_usd = int(found[1]), float(found[2]), int(found[3]), float(found[4])
+    assert this_try == usage["total_tokens"] - sum(u["total_tokens"] for u in kept) > 0
+    assert whole == usage["total_tokens"]
+    assert whole_usd == pytest.approx(usage["usd_spent"], abs=1e-6)
+    assert this_try_usd == pytest.approx(usage["usd_spent"] - sum(u["usd_spent"] for u in kept), abs=1e-6)
 
 
 _KILLED_RUN = """

@@ -14,7 +14,15 @@ from tests.airflow_env import DAGS_FOLDER
 
 EMULATOR_KEY = "sk-emulator-test-key"
 CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-USAGE_KEYS = {"prompt_tokens", "completion_tokens", "total_tokens", "reasoning_tokens", "credits_used", "usd_spent"}
+USAGE_KEYS = {
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
+    "credits_used",
+    "usd_spent",
+}
 
 
 @pytest.fixture

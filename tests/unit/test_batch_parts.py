@@ -237,3 +237,37 @@ def test_budgets_count_what_earlier_tries_spent_on_resumed_records(aiml_emulator
     assert report.stop_reason is not None
     assert report.stop_reason.startswith("the token budget of 1,000 would be passed (990 spent)")
     assert report.usage.total_tokens == 990
+
+
+def test_the_final_line_tells_this_try_from_the_whole_batch(aiml_emulator, monkeypatch):
+    from airflow_provider_aiml.batch.runner import RecordOutcome
+    from airflow_provider_aiml.models import Usage
+
+    earlier = Usage(total_tokens=900, reasoning_tokens=600, cached_tokens=64, credits_used=1800, usd_spent=0.0009)
+    resumed = {9: RecordOutcome(index=9, content="old", usage=earlier, resumed=True)}
+    runner = _runner(aiml_emulator, monkeypatch, 3, resumed=resumed)
+    report = asyncio.run(runner.run())
+
+    this_try = sum((o.usage for o in report.outcomes if not o.resumed), Usage())
+    assert this_try.total_tokens > 0
+    assert this_try.usd_spent is not None
+    assert report.usage == this_try + earlier  # XCom usage: the whole batch
+    [final] = [line for line in runner.log.lines if line.startswith("Batch finished:")]
+    assert (
+        f"this try: 3 calls, tokens {this_try.total_tokens} (reasoning {this_try.reasoning_tokens}), "
+        f"cost ${this_try.usd_spent:.6f}; "
+    ) in final
+    whole = report.usage
+    assert (
+        f"; in all, with 1 record resumed from the checkpoint: tokens {whole.total_tokens} "
+        f"(reasoning {whole.reasoning_tokens}, cached 64), cost ${whole.usd_spent:.6f}; 3 requests,"
+    ) in final
+
+
+def test_without_resumed_records_the_final_line_has_this_try_only(aiml_emulator, monkeypatch):
+    runner = _runner(aiml_emulator, monkeypatch, 2)
+    report = asyncio.run(runner.run())
+    [final] = [line for line in runner.log.lines if line.startswith("Batch finished:")]
+    assert f"this try: 2 calls, tokens {report.usage.total_tokens} (" in final
+    assert "in all" not in final
+    assert ("cached" in final) == (report.usage.cached_tokens > 0)

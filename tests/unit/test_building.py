@@ -191,7 +191,9 @@ BAD_VALUES = [
     ("seed", 1.5, "valid integer"),
     ("seed", True, "valid integer"),
     ("max_tokens", 0, "greater than or equal to 1"),
-    ("max_tokens", 0.5, "greater than or equal to 1"),
+    ("max_tokens", 0.5, "valid integer"),
+    ("max_tokens", 10.5, "valid integer"),  # a fraction of a token was sent before
+    ("max_tokens", 10.0, "valid integer"),  # strict: a float is not a whole number of tokens
     ("max_completion_tokens", 0, "greater than or equal to 1"),
     ("max_completion_tokens", 1.5, "valid integer"),
     ("frequency_penalty", 2.5, "less than or equal to 2"),

@@ -212,8 +212,8 @@ def test_each_documented_error_message_is_the_real_one(row):
 
 
 def test_the_integer_and_number_parameters_are_the_ones_the_page_names():
-    assert INTEGER_PARAMETERS == ["max_completion_tokens", "seed"]
-    assert set(NUMBER_PARAMETERS) >= {"max_tokens", "temperature", "top_p", "repetition_penalty"}
+    assert INTEGER_PARAMETERS == ["max_completion_tokens", "max_tokens", "seed"]
+    assert set(NUMBER_PARAMETERS) >= {"temperature", "top_p", "repetition_penalty"}
 
 
 @pytest.mark.parametrize("name", INTEGER_PARAMETERS)

@@ -218,6 +218,7 @@ def test_result_from_the_real_thinking_model_response(hook, api):
         "completion_tokens": 1241,
         "total_tokens": 1260,
         "reasoning_tokens": 654,
+        "cached_tokens": 0,
         "credits_used": 2480,
         "usd_spent": 0.00124,
     }
@@ -238,6 +239,18 @@ def test_summary_log_line_names_model_tokens_cost_and_request_id(hook, api, caps
     assert "reasoning=654" in lines[0]
     assert "total=1260" in lines[0]
     assert "$0.001240" in lines[0]
+    assert "cached" not in lines[0]  # the fixture reports none
+
+
+def test_summary_log_line_shows_the_cached_prompt_tokens(hook, api, capsys):
+    payload = fixture_json("chat.thinking.nonstream.json")
+    payload["usage"]["prompt_tokens_details"] = {"cached_tokens": 16, "text_tokens": 19}
+    api.post(CHAT_URL).mock(return_value=httpx.Response(200, json=payload))
+    result = hook.chat_completion(MESSAGES, client_request_id="trace-cache")
+    lines = [line for line in capsys.readouterr().out.splitlines() if "trace-cache" in line]
+    assert result.usage.cached_tokens == 16
+    assert len(lines) == 1
+    assert "prompt=19 (cached=16) completion=1241" in lines[0]
 
 
 # --- retries ------------------------------------------------------------------------------------------------

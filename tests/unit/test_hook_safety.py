@@ -49,6 +49,30 @@ def test_a_key_that_cannot_be_a_header_is_refused_without_echoing_it(monkeypatch
     assert "xyz-secret" not in message
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "http://bob:pw-secret-1@api.test.invalid/v1",
+        "https://:pw-secret-1@api.test.invalid/v1",
+        "bob:pw-secret-1@127.0.0.1:8080/v1",  # URI form that lost its scheme
+        "http://pw-secret-1@api.test.invalid/v1",
+    ],
+)
+def test_credentials_in_the_base_url_are_refused_and_never_echoed(monkeypatch, host, capsys):
+    hook = hook_for(monkeypatch, password="sk-good-key", host=host)
+    with respx.mock(assert_all_called=False) as api:
+        route = api.route().mock(return_value=httpx.Response(200, json={}))
+        with pytest.raises(AimlConfigurationError, match=r"'aiml_safety'.*user name or password") as raised:
+            hook.chat_completion(MESSAGES)
+        ok, message = hook_for(monkeypatch, password="sk-good-key", host=host).test_connection()
+    assert route.call_count == 0  # no Basic-auth request went out
+    assert not ok
+    assert "user name or password" in message
+    logged = capsys.readouterr()
+    for text in (str(raised.value), repr(raised.value), message, logged.out, logged.err):
+        assert "pw-secret-1" not in text
+
+
 @pytest.mark.parametrize("host", ["ftp://api.test.invalid/v1", "https://api.test.invalid:abc/v1", "https://:443/v1"])
 def test_a_base_url_that_is_not_http_is_a_configuration_error(monkeypatch, host):
     hook = hook_for(monkeypatch, password="sk-good-key", host=host)

@@ -31,6 +31,7 @@ USAGE = Usage(
     completion_tokens=1241,
     total_tokens=1260,
     reasoning_tokens=654,
+    cached_tokens=16,
     credits_used=2480,
     usd_spent=0.00124,
 )
@@ -60,6 +61,7 @@ def test_the_chat_facet_carries_models_tokens_cost_and_calls():
         "promptTokens": 19,
         "completionTokens": 1241,
         "reasoningTokens": 654,
+        "cachedTokens": 16,
         "totalTokens": 1260,
         "creditsUsed": 2480,
         "usdSpent": 0.00124,
@@ -83,6 +85,7 @@ def test_an_unreported_cost_and_an_unanswered_batch_leave_fields_out():
     for absent in ("creditsUsed", "usdSpent", "responseModel"):
         assert absent not in facet
     assert facet["totalTokens"] == 0
+    assert facet["cachedTokens"] == 0  # a count is always there, 0 when not reported
     assert facet["recordsTotal"] == 3
 
 

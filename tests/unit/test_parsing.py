@@ -341,6 +341,29 @@ def test_token_counts_and_reasoning_tokens():
     assert usage == Usage(prompt_tokens=19, completion_tokens=1241, total_tokens=1260, reasoning_tokens=654)
 
 
+@pytest.mark.parametrize(
+    ("details", "cached"),
+    [({"cached_tokens": 1024, "text_tokens": 1200}, 1024), ({"cached_tokens": None}, 0), ({}, 0), (None, 0)],
+)
+def test_cached_tokens_from_the_prompt_details(details, cached):
+    usage = {"prompt_tokens": 1200, "completion_tokens": 5, "total_tokens": 1205, "prompt_tokens_details": details}
+    assert parse_usage(usage, None, {}).cached_tokens == cached
+    assert parse_usage({"prompt_tokens": 1200}, None, {}).cached_tokens == 0  # no details at all
+
+
+def test_a_stream_keeps_the_cached_tokens_of_its_usage_chunk():
+    usage = {
+        "prompt_tokens": 1200,
+        "completion_tokens": 5,
+        "total_tokens": 1205,
+        "prompt_tokens_details": {"cached_tokens": 1024},
+    }
+    accumulator, _ = stream(sse(chunk({"content": "Hi"}), chunk({}, "stop"), {"choices": [], "usage": usage}))
+    assert accumulator.finish().usage == Usage(
+        prompt_tokens=1200, completion_tokens=5, total_tokens=1205, cached_tokens=1024
+    )
+
+
 def test_legacy_anthropic_usage_keys_and_computed_total():
     usage = parse_usage({"input_tokens": 16, "output_tokens": 137, "state": "done"}, None, {})
 
