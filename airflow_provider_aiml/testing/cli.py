@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--meta-usage", choices=[*META_USAGE_VARIANTS, "none"], default="credits_and_usd")
     parser.add_argument("--no-cost-headers", action="store_true", help="omit the x-aimlapi-* cost headers")
     parser.add_argument("--balance-usd", type=float, default=42.5, help="balance reported by /v2/billing")
+    parser.add_argument("--stream-cost", action="store_true", help="put meta.usage in a stream's last chunk")
+    parser.add_argument(
+        "--serve-unknown-models", action="store_true", help="answer for model ids not in the catalog (no 404)"
+    )
     return parser
 
 
@@ -67,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             meta_usage=None if args.meta_usage == "none" else args.meta_usage,
             cost_headers=not args.no_cost_headers,
             balance_usd=args.balance_usd,
+            stream_cost=args.stream_cost,
+            serve_unknown_models=args.serve_unknown_models,
         )
     except ValueError as exc:
         parser.error(str(exc))

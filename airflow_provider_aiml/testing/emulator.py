@@ -47,6 +47,8 @@ class AimlApiEmulator:
         meta_usage: MetaUsage | None = "credits_and_usd",
         cost_headers: bool = True,
         balance_usd: float = 42.5,
+        stream_cost: bool = False,
+        serve_unknown_models: bool = False,
         fault_rates: Mapping[Fault, float] | None = None,
         seed: int = 0,
     ) -> None:
@@ -61,6 +63,8 @@ class AimlApiEmulator:
             meta_usage=meta_usage,
             cost_headers=cost_headers,
             balance_usd=balance_usd,
+            stream_cost=stream_cost,
+            serve_unknown_models=serve_unknown_models,
         )
         self._state = EmulatorState(normalize_fault_rates(fault_rates), seed)
         self._lifecycle = threading.Lock()

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,8 @@ class Completion:
     prompt_text_tokens: int
     image_tokens: int
     tool_calls: tuple[ToolCall, ...] = field(default=())
+    anthropic: bool = False
+    """Rendered in the Anthropic family's shapes."""
 
     @property
     def reasoning_tokens(self) -> int:
@@ -135,6 +138,16 @@ def credits_to_usd(credits: int) -> float:
 def format_usd(usd: float) -> str:
     """Format like the ``x-aimlapi-usd-spent`` header, e.g. ``0.001240000``."""
     return f"{usd:.9f}"
+
+
+def is_anthropic(model: str) -> bool:
+    """Whether a requested model id is served in the Anthropic family's shapes (``msg_`` ids, ``end_turn``)."""
+    return model.startswith(("anthropic/", "claude"))
+
+
+def completion_id_for(model: str) -> str:
+    """The response id: ``msg_…`` for Anthropic models, ``chatcmpl-…`` for the others."""
+    return f"msg_{uuid.uuid4().hex[:24]}" if is_anthropic(model) else f"chatcmpl-{uuid.uuid4()}"
 
 
 def returned_model_name(model: str) -> str:
@@ -206,6 +219,7 @@ def build_completion(body: Mapping[str, Any], override: ReplyOverride | None = N
         prompt_text_tokens=max(1, text_tokens),
         image_tokens=IMAGE_TOKENS * images,
         tool_calls=tool_calls,
+        anthropic=is_anthropic(str(body.get("model", ""))),
     )
 
 
@@ -308,7 +322,10 @@ def _token_limit(body: Mapping[str, Any]) -> int | None:
 
 
 def usage_dict(completion: Completion) -> dict[str, Any]:
-    """The ``usage`` object."""
+    """The ``usage`` object (Anthropic models report the three totals only)."""
+    if completion.anthropic:
+        totals = (completion.prompt_tokens, completion.completion_tokens, completion.total_tokens)
+        return dict(zip(("prompt_tokens", "completion_tokens", "total_tokens"), totals, strict=True))
     prompt_details: dict[str, int] = {"text_tokens": completion.prompt_text_tokens}
     if completion.image_tokens:
         prompt_details["image_tokens"] = completion.image_tokens
@@ -378,7 +395,10 @@ def response_dict(
             {
                 "index": 0,
                 "message": message_dict(completion, style),
-                "finish_reason": completion.finish_reason,
+                # Anthropic's non-streaming answers say "end_turn" where the others say "stop".
+                "finish_reason": "end_turn"
+                if completion.anthropic and completion.finish_reason == "stop"
+                else completion.finish_reason,
                 "logprobs": None,
             }
         ],
@@ -408,6 +428,8 @@ def stream_plan(
     created: int,
 ) -> StreamPlan:
     """The ``chat.completion.chunk`` sequence: role, reasoning, content/tool calls, finish, usage."""
+    if completion.anthropic:
+        return _anthropic_stream_plan(completion, meta_usage=meta_usage, completion_id=completion_id, created=created)
 
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
         return {
@@ -462,6 +484,47 @@ def stream_plan(
     if meta is not None:
         final["meta"] = {"usage": meta}
     chunks.append(final)
+    return StreamPlan(chunks=tuple(chunks), finish_index=finish_index)
+
+
+def _anthropic_stream_plan(
+    completion: Completion, *, meta_usage: MetaUsage | None, completion_id: str, created: int
+) -> StreamPlan:
+    """The Anthropic family's stream, as its transcript shows it: the ``msg_`` id in the first chunk and ``""``
+    after it, ``role`` repeated in every delta, no ``finish_reason`` key on content chunks, ``usage`` on the
+    finish chunk, then one more chunk ``{"index": 0, "finish_reason": ...}`` without a delta."""
+
+    def chunk(choice: dict[str, Any], usage: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "id": "" if chunks else completion_id,
+            "choices": [choice],
+            "created": created,
+            "model": completion.model,
+            "object": "chat.completion.chunk",
+            "usage": usage,
+        }
+
+    def delta(**fields: Any) -> dict[str, Any]:
+        return {"index": 0, "delta": {"role": "assistant", **fields}}
+
+    chunks: list[dict[str, Any]] = []
+    chunks.append(chunk(delta(content="", refusal=None)))
+    chunks.extend(chunk(delta(content=None, reasoning_content=piece)) for piece in split_text(completion.reasoning))
+    chunks.extend(chunk(delta(content=piece, refusal=None)) for piece in split_text(completion.content or ""))
+    for index, call in enumerate(completion.tool_calls):
+        head = {"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+        chunks.append(chunk(delta(content=None, tool_calls=[head])))
+        for piece in _split_arguments(call.arguments):
+            part = {"index": index, "function": {"arguments": piece}}
+            chunks.append(chunk(delta(content=None, tool_calls=[part])))
+    finish_choice = {**delta(content="", refusal=None), "finish_reason": completion.finish_reason}
+    finish = chunk(finish_choice, usage_dict(completion))
+    meta = meta_usage_dict(completion, meta_usage)
+    if meta is not None:
+        finish["meta"] = {"usage": meta}
+    chunks.append(finish)
+    finish_index = len(chunks) - 1
+    chunks.append(chunk({"index": 0, "finish_reason": completion.finish_reason}))
     return StreamPlan(chunks=tuple(chunks), finish_index=finish_index)
 
 

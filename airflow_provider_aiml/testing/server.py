@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from airflow_provider_aiml.testing import catalog
+from airflow_provider_aiml.testing.admission import admission_error
 from airflow_provider_aiml.testing.control import CONTROL_PREFIX, handle_control
 from airflow_provider_aiml.testing.error_bodies import (
     EMPTY_KEY_MESSAGE,
@@ -40,6 +41,7 @@ from airflow_provider_aiml.testing.records import CHAT_PATHS, RecordedRequest
 from airflow_provider_aiml.testing.replies import (
     Completion,
     build_completion,
+    completion_id_for,
     format_usd,
     response_dict,
     stream_plan,
@@ -310,7 +312,11 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             self._send_legacy(400, f"{VALIDATION_MESSAGE} " + "; ".join(errors))
             return
         completion = build_completion(payload, self.server.state.reply_override)
-        completion_id = f"chatcmpl-{uuid.uuid4()}"
+        refusal = admission_error(payload, completion, serve_unknown_models=settings.serve_unknown_models)
+        if refusal is not None:
+            self._send_legacy(*refusal)
+            return
+        completion_id = completion_id_for(payload["model"])
         created = int(time.time())
         if payload.get("stream") is True:
             self._stream_reply(completion, completion_id, created, fault)
@@ -357,7 +363,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         plan = stream_plan(
             completion,
             style=settings.reasoning_style,
-            meta_usage=settings.meta_usage,
+            meta_usage=settings.meta_usage if settings.stream_cost else None,
             completion_id=completion_id,
             created=created,
         )

@@ -20,6 +20,8 @@ _RUNTIME_KEYS = (
     "meta_usage",
     "cost_headers",
     "balance_usd",
+    "stream_cost",
+    "serve_unknown_models",
 )
 
 
@@ -35,6 +37,11 @@ class EmulatorSettings:
     meta_usage: MetaUsage | None = "credits_and_usd"
     cost_headers: bool = True
     balance_usd: float = 42.5
+    stream_cost: bool = False
+    """Put ``meta.usage`` (credits and USD) in a stream's last chunk. The request-tracing page says it comes
+    there, but no documented transcript shows it, so it is off by default."""
+    serve_unknown_models: bool = False
+    """Answer for model ids the catalog does not have, instead of the API's 404."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -51,7 +58,7 @@ class EmulatorSettings:
             raise ValueError(f"reasoning_style must be one of {REASONING_STYLES}, got {self.reasoning_style!r}")
         if self.meta_usage is not None and self.meta_usage not in META_USAGE_VARIANTS:
             raise ValueError(f"meta_usage must be None or one of {META_USAGE_VARIANTS}, got {self.meta_usage!r}")
-        for name in ("send_done", "cost_headers"):
+        for name in ("send_done", "cost_headers", "stream_cost", "serve_unknown_models"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a boolean")
 

@@ -81,6 +81,7 @@ class _Checker:
             if key in body and not isinstance(body[key], bool):
                 self.fail("boolean", _kind(body[key]), key)
         self._stop(body)
+        self._stream_options(body)
         self._tools(body)
         self._tool_choice(body)
         self._response_format(body)
@@ -126,6 +127,20 @@ class _Checker:
             self.fail("string", _kind(container[key]), path)
             return False
         return True
+
+    def _stream_options(self, body: Mapping[str, Any]) -> None:
+        """``{include_usage: boolean}``: the key is required, and the object takes no other."""
+        if body.get("stream_options") is None:
+            return
+        options = body["stream_options"]
+        if not self._object(options, "stream_options"):
+            return
+        if "include_usage" not in options:
+            self.fail("boolean", "undefined", "stream_options.include_usage")
+        elif not isinstance(options["include_usage"], bool):
+            self.fail("boolean", _kind(options["include_usage"]), "stream_options.include_usage")
+        for key in sorted(set(options) - {"include_usage"}):
+            self.fail("never", _kind(options[key]), f"stream_options.{key}")
 
     def _object(self, value: Any, path: str) -> TypeGuard[Mapping[str, Any]]:
         if not isinstance(value, Mapping):

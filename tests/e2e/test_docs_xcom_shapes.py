@@ -143,7 +143,8 @@ class Runs:
 @pytest.fixture(scope="module")
 def runs(dagbag: Any) -> Iterator[Runs]:
     """Like the ``aiml_connection`` fixture of the pytest plugin, but shared by the module's tests."""
-    with AimlApiEmulator() as emulator, pytest.MonkeyPatch.context() as patch:
+    # The pages show a cost for every call, streamed ones included: the emulator adds it to streams when asked.
+    with AimlApiEmulator(stream_cost=True) as emulator, pytest.MonkeyPatch.context() as patch:
         connection = {
             "conn_type": "aimlapi",
             "password": EMULATOR_API_KEY,

@@ -79,7 +79,11 @@ def test_cost_from_headers_or_each_meta_usage_variant(monkeypatch, aiml_emulator
 
 def test_streamed_and_plain_usage_match(monkeypatch, aiml_emulator):
     hook = connect(monkeypatch, aiml_emulator)
-    assert streamed(hook).usage == hook.chat_completion(MESSAGES).usage
+    plain = hook.chat_completion(MESSAGES).usage
+    without_cost = streamed(hook).usage  # no transcript shows cost in a stream: the emulator sends none by default
+    assert without_cost == plain.model_copy(update={"credits_used": None, "usd_spent": None})
+    aiml_emulator.settings.stream_cost = True  # the request-tracing page's final-chunk meta.usage
+    assert streamed(hook).usage == plain
 
 
 @pytest.mark.parametrize("send_done", [True, False])
@@ -179,3 +183,22 @@ def test_connection_test_with_nothing_listening(monkeypatch):
 def test_list_models_includes_the_seed_model(monkeypatch, aiml_emulator):
     ids = [model["id"] for model in connect(monkeypatch, aiml_emulator).list_models()]
     assert "alibaba/qwen3-vl-32b-thinking" in ids
+
+
+def test_an_anthropic_model_is_read_the_same_streamed_or_not(monkeypatch, aiml_emulator):
+    """The Anthropic shapes (``msg_`` ids then ``""``, usage on the finish chunk, a trailing finish chunk,
+    ``end_turn``) give the same content and token counts as one answer."""
+    hook = connect(monkeypatch, aiml_emulator, model="anthropic/claude-sonnet-4.5")
+    whole = hook.chat_completion(MESSAGES)
+    stream = streamed(hook)
+
+    assert whole.id.startswith("msg_")
+    assert stream.id.startswith("msg_")
+    assert whole.finish_reason == "end_turn"
+    assert stream.finish_reason == "stop"
+    assert stream.content == whole.content
+    assert whole.content
+    assert stream.usage.total_tokens == whole.usage.total_tokens > 0
+    assert stream.usage.usd_spent is None  # no cost in a stream unless the emulator is asked for it
+    aiml_emulator.settings.stream_cost = True
+    assert streamed(hook).usage.usd_spent == whole.usage.usd_spent

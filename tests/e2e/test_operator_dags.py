@@ -248,6 +248,7 @@ def test_tool_calls_are_reported(dagbag, emulator):
 
 
 def test_streaming_gives_the_same_xcom_values_and_logs_while_arriving(dagbag, emulator, capsys):
+    emulator.settings.stream_cost = True  # the cost then comes in the last chunk, so the usage can be compared
     plain = run(dagbag, "aiml_test_no_stream")
     capsys.readouterr()
     streamed = run(dagbag, "aiml_test_stream")

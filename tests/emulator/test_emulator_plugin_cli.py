@@ -95,7 +95,7 @@ def test_cli_serves_until_sigint() -> None:
         assert httpx.get(f"{base_url}/models", trust_env=False, timeout=5).status_code == 200
         chat = httpx.post(
             f"{base_url}/chat/completions",
-            json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+            json={"model": "alibaba/qwen3-vl-32b-thinking", "messages": [{"role": "user", "content": "hi"}]},
             headers={"Authorization": "Bearer k1"},
             trust_env=False,
             timeout=5,
