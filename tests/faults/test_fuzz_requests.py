@@ -554,19 +554,23 @@ def test_chat_operator_sends_only_valid_requests_or_names_the_bad_argument(
     messages = messages if mode in ("messages", "both") else None
     if mode == "messages":
         system_prompt = images = None
-    operator = AimlChatCompletionOperator(
-        task_id="fuzz",
-        prompt=prompt,
-        messages=messages,
-        system_prompt=system_prompt,
-        images=images,
-        response_format=response_format,
-        extra_body=extra_body,
-        stream=stream,
-        deferrable=False,
-        **params,
-    )
-    outcome = attempt(lambda: operator.execute({"ti": FakeTaskInstance()}))
+
+    def create_and_run() -> object:  # a wrong literal argument already fails when the operator is created
+        operator = AimlChatCompletionOperator(
+            task_id="fuzz",
+            prompt=prompt,
+            messages=messages,
+            system_prompt=system_prompt,
+            images=images,
+            response_format=response_format,
+            extra_body=extra_body,
+            stream=stream,
+            deferrable=False,
+            **params,
+        )
+        return operator.execute({"ti": FakeTaskInstance()})
+
+    outcome = attempt(create_and_run)
     given = given_names(params, extra_body) | {"prompt", "system_prompt", "images", "image", "response_format"}
     intended = intended_body(messages, {**params, "response_format": response_format}, extra_body)
     tally("chat operator", check(outcome, intended=intended, given=given))
@@ -617,10 +621,14 @@ def test_batch_operator_sends_only_valid_requests_or_names_the_bad_argument(
     from airflow_provider_aiml.exceptions import AimlBatchError
 
     template_args = {"messages": [{"role": "user", "content": template}]} if as_messages else {"prompt": template}
-    operator = AimlBatchChatCompletionOperator(
-        task_id="fuzz", inputs=records, extra_body=extra_body, **template_args, **limits, **params
-    )
-    outcome = attempt(lambda: operator.execute({"ti": FakeTaskInstance()}))
+
+    def create_and_run() -> object:  # a wrong literal argument already fails when the operator is created
+        operator = AimlBatchChatCompletionOperator(
+            task_id="fuzz", inputs=records, extra_body=extra_body, **template_args, **limits, **params
+        )
+        return operator.execute({"ti": FakeTaskInstance()})
+
+    outcome = attempt(create_and_run)
     given = given_names(params, extra_body) | set(limits) | {"inputs", "record", "prompt", "template"}
     # A budget may stop the batch after valid calls (the task then fails with AimlBatchError, results kept).
     verdict = check(outcome, intended=intended_body([], params, extra_body), given=given, allow=(AimlBatchError,))
