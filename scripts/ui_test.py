@@ -222,6 +222,20 @@ def press_test(page: Any, conn_id: str, expected: str, failures: list[str]) -> N
         failures.append(f"Test button for {conn_id}: the page shows the API key")
 
 
+def api_call(method: str, path: str, **kwargs: Any) -> Any:
+    """Call Airflow's API; a busy API server on a 2-core CI machine may be slow, so wait and try again."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            response = httpx.request(method, f"{BASE}{path}", timeout=30, **kwargs)
+            response.raise_for_status()
+            return response.json()
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
 def run_dag_and_read_xcom(page: Any, failures: list[str]) -> None:
     dag = "example_aiml_summarize"
     page.goto(f"{BASE}/dags/{dag}")
@@ -229,12 +243,12 @@ def run_dag_and_read_xcom(page: Any, failures: list[str]) -> None:
     page.get_by_role("checkbox").first.click(force=True)  # unpause
     page.get_by_role("button", name="Trigger Dag").click()
     page.get_by_role("dialog").get_by_role("button", name="Trigger").last.click()
-    token = httpx.post(f"{BASE}/auth/token", json={"username": "admin", "password": admin_password()}).json()
+    token = api_call("POST", "/auth/token", json={"username": "admin", "password": admin_password()})
     headers = {"Authorization": f"Bearer {token['access_token']}"}
     deadline = time.monotonic() + 180
     runs: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        runs = httpx.get(f"{BASE}/api/v2/dags/{dag}/dagRuns", headers=headers).json()["dag_runs"]
+        runs = api_call("GET", f"/api/v2/dags/{dag}/dagRuns", headers=headers)["dag_runs"]
         if runs and runs[-1]["state"] in ("success", "failed"):
             break
         time.sleep(2)
