@@ -76,6 +76,14 @@ class AimlImageError(AimlParameterError):
     """An image given to the operator is missing, unreadable or not an image."""
 
 
+class AimlFileError(AimlImageError):
+    """An input file is missing, forbidden, too large, or not an image or PDF the provider can send."""
+
+
+class AimlStorageError(AimlApiError):
+    """Object storage failed while reading or writing a file (not the file's fault: a retry may succeed)."""
+
+
 class AimlTransportError(AimlApiError):
     """The API could not be reached, or the connection broke before a full response arrived."""
 

@@ -22,8 +22,15 @@ _LOCAL_SCHEMES = ("", "file")
 class Checkpoint:
     """Appends finished records and reads them back."""
 
-    def __init__(self, location: str | os.PathLike[str], *, flush_interval: float = FLUSH_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        location: str | os.PathLike[str],
+        *,
+        flush_interval: float = FLUSH_INTERVAL_S,
+        conn_id: str | None = None,
+    ) -> None:
         self.location = str(location)
+        self._conn_id = conn_id
         self._flush_interval = flush_interval
         scheme = self.location.split("://", 1)[0] if "://" in self.location else ""
         self._local: Path | None = None
@@ -106,4 +113,4 @@ class Checkpoint:
     def _remote(self) -> Any:
         from airflow.sdk import ObjectStoragePath
 
-        return ObjectStoragePath(self.location)
+        return ObjectStoragePath(self.location, conn_id=self._conn_id)

@@ -27,6 +27,10 @@ from airflow_provider_aiml.structured import reask_messages
 RETRIES_LOGGED_ONE_BY_ONE = 5
 
 
+Prepared = tuple[list[dict[str, Any]], dict[str, Any] | None]
+"""A record's messages and request body."""
+
+
 @dataclass(frozen=True)
 class BatchItem:
     """One record's request."""
@@ -38,6 +42,11 @@ class BatchItem:
     estimated_tokens: float = 0.0
     body: dict[str, Any] | None = None
     """The request body, built and checked before the batch started (``None``: built at call time)."""
+    prepare: Callable[[], Prepared] | None = None
+    """For a file record: reads and renders the file into the messages and body, in a worker thread, while other
+    records' calls are in flight (so 1,000 PDFs are never all in memory)."""
+    source: str | None = None
+    """The file a record came from, for the results."""
 
 
 @dataclass
@@ -52,10 +61,13 @@ class RecordOutcome:
     error: str | None = None
     resumed: bool = False
     """Taken from the checkpoint instead of being asked again."""
+    source: str | None = None
 
     def to_xcom(self, with_parsed: bool) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "index": self.index,
+        item: dict[str, Any] = {"index": self.index}
+        if self.source is not None:
+            item["source"] = self.source
+        item |= {
             "content": self.content,
             "reasoning": self.reasoning,
             "usage": self.usage.model_dump(),
@@ -77,6 +89,7 @@ class RecordOutcome:
             usage=Usage.model_validate(entry.get("usage") or {}),
             parsed=entry.get("parsed"),
             resumed=True,
+            source=entry.get("source"),
         )
 
 
@@ -188,28 +201,54 @@ class BatchRunner:
                 if self.checkpoint is not None:
                     self.checkpoint.close()
         for item in self._queue:
-            self.outcomes[item.index] = RecordOutcome(index=item.index, error=f"not run: {self._stop_reason}")
+            self.outcomes[item.index] = RecordOutcome(
+                index=item.index, error=f"not run: {self._stop_reason}", source=item.source
+            )
         self._log_progress(final=True)
         ordered = [self.outcomes[index] for index in sorted(self.outcomes)]
         return BatchReport(ordered, self._stop_reason, self._requests, time.monotonic() - self._started)
 
     async def _work(self) -> None:
-        while self._queue and self._stop_reason is None:
-            item = self._queue.popleft()
-            outcome = await self._process(item)
+        upcoming = self._take()
+        while upcoming is not None:
+            item, preparing = upcoming
+            prepared = await preparing
+            # The next record is read and rendered while this one's call is in flight.
+            upcoming = self._take()
+            outcome = await self._process(item, prepared)
             if outcome is None:  # a budget stopped the batch before this record's first call
                 self._queue.appendleft(item)
-                return
+                break
             self._settle(item, outcome)
+        if upcoming is not None:  # stopped with the next record prepared: it is not run
+            upcoming[1].cancel()
+            self._queue.appendleft(upcoming[0])
 
-    async def _process(self, item: BatchItem) -> RecordOutcome | None:
-        messages = item.messages
+    def _take(self) -> tuple[BatchItem, asyncio.Future[Prepared | AimlApiError]] | None:
+        """The next record and its preparation (started now), or ``None`` when none is left or the batch stopped."""
+        if not self._queue or self._stop_reason is not None:
+            return None
+        item = self._queue.popleft()
+        return item, asyncio.ensure_future(self._prepare(item))
+
+    async def _prepare(self, item: BatchItem) -> Prepared | AimlApiError:
+        if item.prepare is None:
+            return item.messages, item.body
+        try:
+            return await asyncio.to_thread(item.prepare)
+        except AimlApiError as error:  # a bad file fails its record, before any call is made for it
+            return error
+
+    async def _process(self, item: BatchItem, prepared: Prepared | AimlApiError) -> RecordOutcome | None:
+        if isinstance(prepared, AimlApiError):
+            return RecordOutcome(index=item.index, error=str(prepared), source=item.source)
+        messages, body = prepared
         spent = Usage()
         last: ChatCompletionResult | None = None
         attempt = validation_attempt = 0
         while True:
             attempt += 1
-            result = await self._call(item, messages, attempt, validation_attempt)
+            result = await self._call(item, messages, body, attempt, validation_attempt)
             if isinstance(result, _Stopped):
                 if last is None and spent == Usage():
                     return None
@@ -219,11 +258,12 @@ class BatchRunner:
                     reasoning=last.reasoning if last is not None else "",
                     usage=spent,
                     error=f"stopped: {result.reason}",
+                    source=item.source,
                 )
             if isinstance(result, AimlApiError):
                 delay = self.retry_policy.delay_before_retry(result, attempt)
                 if delay is None:
-                    return RecordOutcome(index=item.index, usage=spent, error=str(result))
+                    return RecordOutcome(index=item.index, usage=spent, error=str(result), source=item.source)
                 self._note_retry(item, result, attempt, delay)
                 await asyncio.sleep(delay)
                 continue
@@ -239,17 +279,28 @@ class BatchRunner:
                         reasoning=result.reasoning,
                         usage=spent,
                         error=str(problem),
+                        source=item.source,
                     )
                 validation_attempt += 1
                 attempt = 0
                 messages = reask_messages(messages, result.content, problem)
                 continue
             return RecordOutcome(
-                index=item.index, content=result.content, reasoning=result.reasoning, usage=spent, parsed=parsed
+                index=item.index,
+                content=result.content,
+                reasoning=result.reasoning,
+                usage=spent,
+                parsed=parsed,
+                source=item.source,
             )
 
     async def _call(
-        self, item: BatchItem, messages: list[dict[str, Any]], attempt: int, validation_attempt: int
+        self,
+        item: BatchItem,
+        messages: list[dict[str, Any]],
+        body: dict[str, Any] | None,
+        attempt: int,
+        validation_attempt: int,
     ) -> ChatCompletionResult | AimlApiError | _Stopped:
         token_entry = await self._rates.admit(item.estimated_tokens)
         await self._gate.acquire()
@@ -265,9 +316,9 @@ class BatchRunner:
                 [f"v{validation_attempt}"] if validation_attempt else []
             )
             request_id = client_request_id(*parts)
-            if validation_attempt == 0 and item.body is not None:
-                model = self.call_kwargs.get("model") or item.body["model"]
-                result = await self.hook.asend_chat(PreparedChat(model, item.body, request_id))
+            if validation_attempt == 0 and body is not None:
+                model = self.call_kwargs.get("model") or body["model"]
+                result = await self.hook.asend_chat(PreparedChat(model, body, request_id))
             else:  # a validation re-ask: a new conversation, checked and built now
                 result = await self.hook.achat_completion(messages, client_request_id=request_id, **self.call_kwargs)
         except AimlApiError as error:

@@ -48,6 +48,15 @@ def check_positive(operator: Any, name: str, *, whole: bool = False, optional: b
         raise_parameter_error(operator, f"{name!r} must be a {'whole ' if whole else ''}number > 0, got {value!r}")
 
 
+def check_media_arguments(operator: Any) -> None:
+    """The file-fitting limits and PDF settings of an operator (``pages`` syntax is checked when it runs)."""
+    for name in ("max_image_pixels", "max_image_bytes", "max_pages"):
+        check_positive(operator, name, whole=True)
+    check_positive(operator, "pdf_dpi")
+    if operator.pdf_text not in ("auto", "only", "never"):
+        raise_parameter_error(operator, f"'pdf_text' must be 'auto', 'only' or 'never', got {operator.pdf_text!r}")
+
+
 def raise_parameter_error(operator: Any, problem: str) -> NoReturn:
     """Raise :class:`AimlParameterError` with ``problem``, naming the task."""
     from airflow_provider_aiml.exceptions import AimlParameterError  # loaded only when there is a problem

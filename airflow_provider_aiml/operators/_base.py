@@ -11,7 +11,12 @@ from airflow.sdk import BaseOperator
 from pydantic import BaseModel
 
 from airflow_provider_aiml import DEFAULT_CONN_ID
-from airflow_provider_aiml.operators._arguments import check_count, check_flag, check_generation_arguments
+from airflow_provider_aiml.operators._arguments import (
+    check_count,
+    check_flag,
+    check_generation_arguments,
+    check_media_arguments,
+)
 from airflow_provider_aiml.parameters import NUMERIC_PARAMETERS
 
 if TYPE_CHECKING:
@@ -19,6 +24,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_aiml.hooks.aiml import AimlApiHook
+    from airflow_provider_aiml.media.attachments import MediaOptions
     from airflow_provider_aiml.messages import ImageSource
     from airflow_provider_aiml.models import ChatCompletionResult
     from airflow_provider_aiml.operators._spend import TaskSpend
@@ -59,6 +65,19 @@ class AimlBaseOperator(BaseOperator):
         ask again (each one is a billed call, traced with ``:v<n>`` appended to the client request id).
     :param extra_body: model-specific keys merged into the request (``enable_thinking``, ``thinking_budget``,
         ``reasoning_effort``, ...). Templated.
+    :param storage_conn_id: the Airflow connection that object-storage URLs in ``images`` (``s3://…``,
+        ``gs://…``) and ``ObjectStoragePath`` values without a connection are read with; a URL may also name one
+        itself (``s3://my_aws@bucket/key``).
+    :param max_image_pixels: images with more pixels are scaled down before they are sent (default 2,621,440:
+        the seed model's default per-image bound of 2,560 visual tokens of 32x32 pixels), PDF pages rendered
+        within it.
+    :param max_image_bytes: an image still larger than this after fitting fails the task before any call
+        (default 20 MiB).
+    :param pdf_dpi: resolution PDF pages are rendered at (default 100).
+    :param pdf_text: ``"auto"`` (default): each PDF page as an image, with its text layer when it has one;
+        ``"only"``: the text layer alone, no images (cheap, for born-digital PDFs); ``"never"``: images alone.
+    :param pages: the PDF pages to send, 1-based (``"1-3,7"``, ``"2-"``, or a list of numbers); all by default.
+    :param max_pages: a PDF with more pages selected fails before any call (default 50; ``None``: no cap).
     :param confine_images_to_dag_folder: where local image files may be read from. ``True``: only inside the
         DAG folder; ``False``: anywhere the worker can read; ``None`` (default): the connection's extra of the
         same name, else inside the DAG folder for files named by a templated value (Jinja, an XCom, a batch
@@ -93,6 +112,13 @@ class AimlBaseOperator(BaseOperator):
         tool_choice: str | Mapping[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
         confine_images_to_dag_folder: bool | None = None,
+        storage_conn_id: str | None = None,
+        max_image_pixels: int | None = None,
+        max_image_bytes: int | None = None,
+        pdf_dpi: float | None = None,
+        pdf_text: str = "auto",
+        pages: str | Sequence[int] | None = None,
+        max_pages: int | None = 50,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -117,7 +143,14 @@ class AimlBaseOperator(BaseOperator):
         self.tool_choice = tool_choice
         self.parallel_tool_calls = parallel_tool_calls
         self.confine_images_to_dag_folder = confine_images_to_dag_folder
-        self._images_templated: bool | None = None
+        self.storage_conn_id = storage_conn_id
+        self.max_image_pixels = max_image_pixels
+        self.max_image_bytes = max_image_bytes
+        self.pdf_dpi = pdf_dpi
+        self.pdf_text = pdf_text
+        self.pages = pages
+        self.max_pages = max_pages
+        self._templated_fields: dict[str, bool] = {}
         self.spend: TaskSpend | None = None
         """Set by ``execute`` once the API answered; read by the OpenLineage methods."""
 
@@ -127,16 +160,24 @@ class AimlBaseOperator(BaseOperator):
         check_generation_arguments(self, LITERAL_PARAMETERS)
         check_count(self, "max_validation_retries")
         check_flag(self, "confine_images_to_dag_folder", optional=True)
+        check_media_arguments(self)
+
+    FILE_FIELDS: Sequence[str] = ("images",)
+    """Fields that may name local files; what they name is confined when they are templated (see ``file_folder``)."""
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        """Render as Airflow does, noting first whether ``images`` is templated (see :meth:`image_folder`)."""
+        """Render as Airflow does, noting first which file fields are templated (see :meth:`file_folder`)."""
         from airflow_provider_aiml.messages import is_literal
 
-        self._images_templated = not is_literal(self.images)
+        self._templated_fields = {name: not is_literal(getattr(self, name, None)) for name in self.FILE_FIELDS}
         super().render_template_fields(context, jinja_env)
 
     def image_folder(self) -> str | None:
-        """The folder local image files must lie in, or ``None`` for anywhere the worker can read.
+        """The folder local image files must lie in, or ``None`` for anywhere the worker can read."""
+        return self.file_folder("images")
+
+    def file_folder(self, field: str) -> str | None:
+        """The folder local files named by ``field`` must lie in, or ``None`` for anywhere the worker can read.
 
         ``confine_images_to_dag_folder`` on the task, else on the connection, decides; when neither sets it,
         files named by a templated value (Jinja, an XCom, a batch record) are confined to the DAG folder and
@@ -147,14 +188,40 @@ class AimlBaseOperator(BaseOperator):
         confine = self.confine_images_to_dag_folder
         if confine is None:
             confine = self.hook.settings.confine_images_to_dag_folder
-        if confine is None and self._images_templated is not None:
-            confine = self._images_templated
+        if confine is None and field in self._templated_fields:
+            confine = self._templated_fields[field]
         if confine is None:
             # A mapped task's values were resolved (from XComs, say) before it was built: count them as templated.
-            confine = getattr(self, "_BaseOperator__from_mapped", False) or not is_literal(self.images)
+            confine = getattr(self, "_BaseOperator__from_mapped", False) or not is_literal(getattr(self, field, None))
         if not confine:
             return None
         return self.dag.folder if self.has_dag() else os.getcwd()
+
+    def media_options(self) -> MediaOptions:
+        """How this task reads and fits its files: folders, confinement, storage connection, limits, PDF pages."""
+        from airflow_provider_aiml.media.attachments import MediaOptions
+        from airflow_provider_aiml.media.images import ImageLimits
+        from airflow_provider_aiml.media.pdf import PdfOptions, check_pdf_options
+
+        defaults_image, defaults_pdf = ImageLimits(), PdfOptions()
+        pdf = PdfOptions(
+            dpi=self.pdf_dpi if self.pdf_dpi is not None else defaults_pdf.dpi,
+            text=self.pdf_text,  # type: ignore[arg-type]  # checked just below
+            pages=self.pages,
+            max_pages=self.max_pages,
+        )
+        check_pdf_options(pdf)
+        confine = self.image_folder() if self.images else None
+        return MediaOptions(
+            base_dirs=(self.dag.folder,) if self.has_dag() else (),
+            confine_to=confine,
+            storage_conn_id=self.storage_conn_id,
+            image_limits=ImageLimits(
+                max_pixels=self.max_image_pixels or defaults_image.max_pixels,
+                max_bytes=self.max_image_bytes or defaults_image.max_bytes,
+            ),
+            pdf=pdf,
+        )
 
     def render_template(
         self, content: Any, context: Context, jinja_env: Any = None, seen_oids: set[int] | None = None

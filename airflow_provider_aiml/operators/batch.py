@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Coroutine, Iterable, Mapping, Sequence, Sized
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from airflow_provider_aiml.operators._arguments import check_positive, raise_parameter_error
@@ -18,9 +20,14 @@ if TYPE_CHECKING:
     from airflow_provider_aiml.batch.checkpoint import Checkpoint
     from airflow_provider_aiml.batch.runner import BatchItem, BatchLimits, BatchReport, RecordOutcome
     from airflow_provider_aiml.hooks.aiml import AimlApiHook
+    from airflow_provider_aiml.media.attachments import MediaOptions
     from airflow_provider_aiml.operators._spend import TaskSpend
+    from airflow_provider_aiml.storage import StoredFile
 
 T = TypeVar("T")
+FILE_TOKENS_ESTIMATE = 1_500
+"""What a file record's attachment is taken to cost before it is read (a page image is about 1,000 tokens), for
+the per-minute token limit and the first calls under a token budget."""
 PROMPT_FILE_EXTENSIONS = (".j2", ".jinja2", ".txt")
 OnError = Literal["fail", "continue"]
 
@@ -28,15 +35,26 @@ OnError = Literal["fail", "continue"]
 class AimlBatchChatCompletionOperator(AimlBaseOperator):
     """Enrich many records in one task: one chat completion per record, run concurrently on the async client.
 
-    Give ``inputs`` (a list of strings or dicts, usually an upstream XCom) and either ``prompt`` (a Jinja
+    Give ``inputs`` (a list of strings or dicts, usually an upstream XCom; or files: see below) and either
+    ``prompt`` (a Jinja
     template per record, or the path of a ``.j2``/``.jinja2``/``.txt`` file) or ``messages`` (a message list
     template per record). The templates see the record as ``record``, its position as ``index``, and the whole
     task context (``ds``, ``params``, ...). ``images`` is rendered per record too.
 
-    XCom ``return_value`` is a list aligned with ``inputs``: ``{index, content, reasoning, usage, parsed?, error}``
-    per record (``parsed`` when JSON is asked for). XCom ``usage`` holds the batch totals and ``batch`` the counts.
+    **Files as records.** ``inputs`` may name files instead: a glob (``"s3://bucket/invoices/2026-12-*/*.pdf"``,
+    ``"/data/scans/**/*.png"``), one path or URL, or a list of ``ObjectStoragePath`` values, ``pathlib`` paths or
+    storage URLs. The files are listed (or looked up) when the task runs, sorted, and every one is checked to
+    exist and be readable before the first call. In the templates ``record`` is the file: ``{{ record }}`` is
+    its URL, ``{{ record.name }}``, ``{{ record.stem }}`` and ``{{ record.suffix }}`` its name's parts. The file
+    is attached to the record's prompt (an image fitted, a PDF as its pages), read and rendered while other
+    records' calls are in flight; a file that turns out unreadable fails its record only.
 
-    :param inputs: the records. Templated.
+    XCom ``return_value`` is a list aligned with ``inputs``: ``{index, content, reasoning, usage, parsed?, error}``
+    per record (``parsed`` when JSON is asked for; ``source`` too for files). XCom ``usage`` holds the batch totals
+    and ``batch`` the counts. With ``output_path`` the results go to a JSON Lines file instead and
+    ``return_value`` is a small manifest ``{path, records, succeeded, failed, usage}``.
+
+    :param inputs: the records, or the files. Templated.
     :param prompt: the per-record prompt template.
     :param messages: the per-record message list template, instead of ``prompt``.
     :param concurrency: calls in flight at most (a 429 lowers it for a while).
@@ -51,6 +69,11 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
     :param checkpoint_path: a local path or an ``ObjectStoragePath`` URL (templated, e.g. with ``{{ run_id }}``);
         finished records are written there as they complete and a retried task skips them.
     :param progress_interval: seconds between progress lines in the task log.
+    :param output_path: a local path or object-storage URL (templated) to write the results to as JSON Lines,
+        one line per record in input order; finished records are also written as they complete to
+        ``<output_path>.progress.jsonl`` (the checkpoint, unless ``checkpoint_path`` names another), so a retried
+        task asks only what is missing and rewrites the same file.
+    :param max_files: file inputs beyond this many fail the task before any call (default 10,000).
 
     Connection, model, system prompt, response format, typed output and generation parameters are those of
     :class:`~airflow_provider_aiml.operators._base.AimlBaseOperator`.
@@ -63,12 +86,14 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         "response_format",
         "extra_body",
         "checkpoint_path",
+        "output_path",
     )
     template_fields_renderers = {"inputs": "json", "response_format": "json", "extra_body": "json"}
     # No template files for the task-level fields: a record such as "notes.txt" must stay a record. The
     # per-record prompt may still name a file (PROMPT_FILE_EXTENSIONS).
     template_ext: Sequence[str] = ()
     ui_color = "#e8f0fe"
+    FILE_FIELDS: Sequence[str] = ("images", "inputs")
 
     def __init__(
         self,
@@ -84,6 +109,8 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         on_error: OnError = "fail",
         checkpoint_path: str | None = None,
         progress_interval: float = 15.0,
+        output_path: str | None = None,
+        max_files: int = 10_000,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -98,6 +125,8 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         self.on_error = on_error
         self.checkpoint_path = checkpoint_path
         self.progress_interval = progress_interval
+        self.output_path = output_path
+        self.max_files = max_files
         self.check_arguments()
 
     def check_arguments(self) -> None:
@@ -107,6 +136,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         for name in ("max_requests_per_minute", "max_tokens_per_minute", "max_cost_usd"):
             check_positive(self, name)
         check_positive(self, "max_total_tokens", whole=True)
+        check_positive(self, "max_files", whole=True, optional=False)
         if self.on_error not in ("fail", "continue"):
             raise_parameter_error(self, f"'on_error' must be 'fail' or 'continue', got {self.on_error!r}")
 
@@ -122,14 +152,20 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
             max_concurrency=self.concurrency,
         )
 
-    def execute(self, context: Context) -> list[dict[str, Any]]:
+    def execute(self, context: Context) -> Any:
         from airflow_provider_aiml.batch.runner import BatchRunner
         from airflow_provider_aiml.hooks.retry import RetryPolicy
 
         self.check_output_settings()
         limits = self._limits()
-        records = self._records()
-        items = self._build_items(context, records)
+        files = self._files()
+        if files is None:
+            items = self._build_items(context, self._records())
+        elif files:
+            items = self._build_file_items(context, files)
+        else:
+            self.log.info("The inputs %r match no files: nothing to do", self.inputs)
+            items = []
         checkpoint, resumed = self._open_checkpoint(items)
         retry_policy = RetryPolicy(max_retries=self.hook.settings.max_retries)
         runner = BatchRunner(
@@ -150,9 +186,12 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         report = _run(runner.run())
         results = [outcome.to_xcom(self.wants_parsed) for outcome in report.outcomes]
         self.spend = self._spend(report)
-        self._push(context, report, results, resumed=len(resumed))
+        returned: Any = results
+        if self.output_path:
+            returned = self._write_output(results, report)
+        self._push(context, report, returned, resumed=len(resumed))
         self._raise_for(report)
-        return results
+        return returned
 
     # --- preparing the records ------------------------------------------------------------------------------
 
@@ -179,7 +218,10 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         ):
             hint = ""
             if isinstance(inputs, str):
-                hint = " (a templated list renders as text unless the DAG sets render_template_as_native_obj=True)"
+                hint = (
+                    " (a templated list renders as text unless the DAG sets render_template_as_native_obj=True; "
+                    "to take files, give a storage URL or an absolute path, either may be a glob)"
+                )
             raise AimlParameterError(
                 f"inputs must be a list of records (strings or dicts), got {type(inputs).__name__}{hint}"
             )
@@ -198,13 +240,12 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
                 "Give exactly one of 'prompt' (a per-record template) or 'messages' (a per-record message list)."
             )
         env = self.get_template_env()
-        base_dirs = [self.dag.folder] if self.has_dag() else []
         params = self.generation_params()
         budget_tokens = self.max_completion_tokens or self.max_tokens or 0
         prompt_template = None if self.prompt is None else self._compile_prompt(env)
         model = self.model or self.hook.settings.model
         max_request_mb = self.hook.settings.max_request_mb
-        image_folder = self.image_folder() if self.images else None
+        media = self.media_options() if self.images else None
         template_body: dict[str, Any] | None = None
         items = []
         for index, record in enumerate(records):
@@ -223,8 +264,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
                     messages=messages,
                     system_prompt=self.system_prompt,
                     images=images,
-                    base_dirs=base_dirs,
-                    confine_to=image_folder,
+                    media=media,
                 )
                 if template_body is None:  # parameters are the same for every record: check them once
                     request = build_chat_request(model, built, params, stream=False, extra_body=self.extra_body)
@@ -238,6 +278,92 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
             fingerprint = _fingerprint(model, built, params, self.extra_body)
             # The item keeps the body's message list (not a second copy): 10,000 records should stay small.
             items.append(BatchItem(index, body["messages"], fingerprint, _estimate(built, budget_tokens), body))
+        return items
+
+    def _files(self) -> list[StoredFile] | None:
+        """The input files when ``inputs`` names files (a glob, a path or URL, a list of paths), else ``None``."""
+        from airflow_provider_aiml.storage import expand_inputs, is_file_reference, is_object_storage_path
+
+        inputs: Any = self.inputs
+        if isinstance(inputs, str):
+            if not _names_files(inputs):
+                return None
+        elif not (is_object_storage_path(inputs) or isinstance(inputs, os.PathLike)):
+            if not isinstance(inputs, Iterable) or isinstance(inputs, Mapping) or not isinstance(inputs, Sized):
+                return None
+            inputs = list(inputs)
+            if not inputs or not all(is_file_reference(value) for value in inputs):
+                return None
+        files = expand_inputs(inputs, conn_id=self.storage_conn_id, max_files=self.max_files)
+        self._confine(files)
+        if files:
+            size = sum(file.size or 0 for file in files)
+            self.log.info("Inputs: %d files, %.1f MB in all (%s ... %s)", len(files), size / 1e6, files[0], files[-1])
+        return files
+
+    def _confine(self, files: list[StoredFile]) -> None:
+        """Local input files named by a templated value must lie in the DAG folder (see ``file_folder``)."""
+        from airflow_provider_aiml.exceptions import AimlFileError
+
+        folder = self.file_folder("inputs")
+        if folder is None:
+            return
+        root = Path(folder).resolve()
+        for file in files:
+            if isinstance(file.path, Path) and not file.path.resolve().is_relative_to(root):
+                raise AimlFileError(
+                    f"input file {file.url!r} is not inside the DAG folder {str(root)!r}: local files named by a "
+                    "templated value must be inside it. Set confine_images_to_dag_folder=False on the task or its "
+                    "connection if every value is trusted."
+                )
+
+    def _build_file_items(self, context: Context, files: list[StoredFile]) -> list[BatchItem]:
+        """Render and check every file record's prompt before the first call; the files themselves are read and
+        rendered later, one record at a time, while other records' calls are in flight."""
+        from airflow_provider_aiml.batch.runner import BatchItem
+        from airflow_provider_aiml.exceptions import AimlParameterError
+        from airflow_provider_aiml.hooks.building import build_chat_request, with_messages
+        from airflow_provider_aiml.hooks.sizing import check_body_size
+        from airflow_provider_aiml.messages import build_messages
+
+        if (self.prompt is None) == (self.messages is None):
+            raise AimlParameterError(
+                "Give exactly one of 'prompt' (a per-record template) or 'messages' (a per-record message list)."
+            )
+        if self.messages is not None and self.images is not None:
+            raise AimlParameterError("'images' only applies to 'prompt'; with 'messages', put them in the list.")
+        env = self.get_template_env()
+        params = self.generation_params()
+        budget_tokens = self.max_completion_tokens or self.max_tokens or 0
+        prompt_template = None if self.prompt is None else self._compile_prompt(env)
+        model = self.model or self.hook.settings.model
+        max_request_mb = self.hook.settings.max_request_mb
+        media = self.media_options()
+        template_body: dict[str, Any] | None = None
+        items = []
+        for index, file in enumerate(files):
+            scope = cast("Context", {**context, "record": file, "index": index})
+            try:
+                prompt = None if prompt_template is None else _as_text(self._render(prompt_template, scope))
+                messages = None if self.messages is None else self.render_template(self.messages, scope, env)
+                images = None if self.images is None else self.render_template(self.images, scope, env)
+                text_only = build_messages(prompt=prompt, messages=messages, system_prompt=self.system_prompt)
+                if template_body is None:
+                    request = build_chat_request(model, text_only, params, stream=False, extra_body=self.extra_body)
+                    check_body_size(len(request.payload), max_request_mb)
+                    template_body = request.body
+                else:
+                    with_messages(template_body, text_only)
+            except AimlParameterError as error:
+                raise AimlParameterError(f"record {index} ({file}): {error.message}") from None
+            except Exception as error:
+                raise AimlParameterError(
+                    f"record {index} ({file}): the template failed to render: {type(error).__name__}: {error}"
+                ) from None
+            fingerprint = _fingerprint(model, text_only, params, self.extra_body, file.fingerprint(), repr(media))
+            prepare = _FilePreparation(self, file, text_only, images, media, template_body, model, max_request_mb)
+            estimate = _estimate(text_only, budget_tokens) + FILE_TOKENS_ESTIMATE
+            items.append(BatchItem(index, [], fingerprint, estimate, None, prepare, file.url))
         return items
 
     def _compile_prompt(self, env: Any) -> Any:
@@ -260,9 +386,10 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         from airflow_provider_aiml.batch.checkpoint import Checkpoint
         from airflow_provider_aiml.batch.runner import RecordOutcome
 
-        if not self.checkpoint_path:
+        location = self.checkpoint_path or (f"{self.output_path}.progress.jsonl" if self.output_path else None)
+        if not location:
             return None, {}
-        checkpoint = Checkpoint(self.checkpoint_path)
+        checkpoint = Checkpoint(location, conn_id=self.storage_conn_id)
         entries = checkpoint.load()
         fingerprints = {item.index: item.fingerprint for item in items}
         resumed = {
@@ -273,7 +400,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         stale = len(entries) - len(resumed)
         self.log.info(
             "Checkpoint %s: %d finished records reused%s",
-            self.checkpoint_path,
+            location,
             len(resumed),
             f", {stale} ignored because their record or parameters changed" if stale else "",
         )
@@ -298,13 +425,31 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
             records_failed=failed,
         )
 
-    def _push(self, context: Context, report: BatchReport, results: list[dict[str, Any]], *, resumed: int) -> None:
+    def _write_output(self, results: list[dict[str, Any]], report: BatchReport) -> dict[str, Any]:
+        """Write every record's result, in input order, to ``output_path``; return the manifest for XCom."""
+        from airflow_provider_aiml.storage import write_jsonl
+
+        assert self.output_path is not None
+        rows = ({"source": None, **row} if "source" not in row else row for row in results)
+        location = write_jsonl(self.output_path, rows, conn_id=self.storage_conn_id)
+        failed = len(report.failed)
+        self.log.info("Results of %d records written to %s (%d failed)", len(results), location, failed)
+        return {
+            "path": location,
+            "records": len(results),
+            "succeeded": len(results) - failed,
+            "failed": failed,
+            "usage": report.usage.model_dump(),
+        }
+
+    def _push(self, context: Context, report: BatchReport, results: Any, *, resumed: int) -> None:
         if not self.do_xcom_push:
             return
         failed = report.failed
+        total = len(report.outcomes)
         summary = {
-            "total": len(results),
-            "succeeded": len(results) - len(failed),
+            "total": total,
+            "succeeded": total - len(failed),
             "failed": len(failed),
             "not_run": sum(1 for outcome in failed if (outcome.error or "").startswith("not run")),
             "resumed": resumed,
@@ -332,16 +477,78 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         if report.stop_reason:
             return (
                 f"Batch stopped: {report.stop_reason}. {done} of {len(report.outcomes)} records have results "
-                f"(in XCom return_value); {len(failed)} have an 'error' saying why not."
+                f"(in {self._results_place()}); {len(failed)} have an 'error' saying why not."
             )
         if failed and self.on_error == "fail":
             first = failed[0]
             return (
                 f"{len(failed)} of {len(report.outcomes)} records failed (first: record {first.index}: "
-                f"{first.error}). The results of the other {done} are in XCom return_value; "
+                f"{first.error}). The results of the other {done} are in {self._results_place()}; "
                 "on_error='continue' lets the task succeed."
             )
         return None
+
+    def _results_place(self) -> str:
+        return f"{self.output_path} (manifest in XCom return_value)" if self.output_path else "XCom return_value"
+
+
+class _FilePreparation:
+    """Builds one file record's messages and body when its turn comes (in a worker thread)."""
+
+    def __init__(
+        self,
+        operator: AimlBatchChatCompletionOperator,
+        file: StoredFile,
+        text_only: list[dict[str, Any]],
+        images: Any,
+        media: MediaOptions,
+        template_body: dict[str, Any],
+        model: str,
+        max_request_mb: float,
+    ) -> None:
+        self.operator = operator
+        self.file = file
+        self.text_only = text_only
+        self.images = images
+        self.media = media
+        self.template_body = template_body
+        self.model = model
+        self.max_request_mb = max_request_mb
+
+    def __call__(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        from airflow_provider_aiml.hooks.building import with_messages
+        from airflow_provider_aiml.media.attachments import attachment_parts
+        from airflow_provider_aiml.messages import as_image_list
+
+        parts = attachment_parts(self.file, self.media)
+        for image in as_image_list(self.images):
+            parts.extend(attachment_parts(image, self.media))
+        messages = _attach(self.text_only, parts, self.file)
+        body = with_messages(self.template_body, messages, max_request_mb=self.max_request_mb)
+        self.operator.hook.check_context(self.model, body)
+        return messages, body
+
+
+def _attach(messages: list[dict[str, Any]], parts: list[dict[str, Any]], file: StoredFile) -> list[dict[str, Any]]:
+    """The messages with ``parts`` added to the last user message (after its text)."""
+    from airflow_provider_aiml.exceptions import AimlParameterError
+
+    for position in range(len(messages) - 1, -1, -1):
+        message = messages[position]
+        if message.get("role") == "user":
+            content = message.get("content")
+            text = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+            return [*messages[:position], {**message, "content": [*text, *parts]}, *messages[position + 1 :]]
+    raise AimlParameterError(f"record {file}: the messages have no user message to attach the file to")
+
+
+def _names_files(text: str) -> bool:
+    """Whether a string ``inputs`` names files: a storage URL, or an absolute or home-relative path (either may
+    be a glob)."""
+    from airflow_provider_aiml.storage import storage_scheme
+
+    stripped = text.strip()
+    return storage_scheme(stripped) is not None or stripped.startswith(("/", "~", "./", "../"))
 
 
 def _as_text(rendered: Any) -> str:
@@ -351,8 +558,10 @@ def _as_text(rendered: Any) -> str:
     return json.dumps(rendered, ensure_ascii=False, default=str) if isinstance(rendered, dict | list) else str(rendered)
 
 
-def _fingerprint(model: str | None, messages: list[dict[str, Any]], params: Mapping[str, Any], extra: Any) -> str:
-    payload = json.dumps([model, messages, params, extra], sort_keys=True, default=str, ensure_ascii=False)
+def _fingerprint(
+    model: str | None, messages: list[dict[str, Any]], params: Mapping[str, Any], extra: Any, *more: str
+) -> str:
+    payload = json.dumps([model, messages, params, extra, *more], sort_keys=True, default=str, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 

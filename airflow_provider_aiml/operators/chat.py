@@ -93,14 +93,12 @@ class AimlChatCompletionOperator(AimlBaseOperator):
         """The message list of this task, from ``prompt`` (+ system prompt and images) or ``messages``."""
         from airflow_provider_aiml.messages import build_messages
 
-        base_dirs = [self.dag.folder] if self.has_dag() else []
         return build_messages(
             prompt=self.prompt,
             messages=self.messages,
             system_prompt=self.system_prompt,
             images=self.images,
-            base_dirs=base_dirs,
-            confine_to=self.image_folder() if self.images else None,
+            media=self.media_options() if self.images else None,
         )
 
     def execute(self, context: Context) -> Any:

@@ -77,7 +77,7 @@ def test_a_file_url_inside_the_dag_folder_is_read(dagbag, emulator):
     ("image", "message"),
     [
         ("file://fileserver/share/chart.png", "must name a file on this machine"),
-        ("s3://bucket/chart.png", "s3:// URLs are not read"),
+        ("gs://bucket/chart.png", "Airflow has no filesystem for gs://"),
     ],
 )
 def test_other_urls_fail_clearly(dagbag, emulator, capsys, image, message):

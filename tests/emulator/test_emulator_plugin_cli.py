@@ -130,6 +130,8 @@ def test_emulator_imports_only_the_standard_library_and_itself() -> None:
 
     package = PROJECT_ROOT / "airflow_provider_aiml" / "testing"
     allowed_third_party = {"pytest"}  # only pytest_plugin.py, which pytest itself loads
+    # samples.py makes sample PDFs and photos for tests (Pillow, fpdf2); no emulator module imports it.
+    sample_makers = {"PIL", "fpdf"}
     for source in package.glob("*.py"):
         tree = ast.parse(source.read_text())
         for node in ast.walk(tree):
@@ -143,6 +145,9 @@ def test_emulator_imports_only_the_standard_library_and_itself() -> None:
                 top = name.split(".")[0]
                 if top == "airflow_provider_aiml":
                     assert name.startswith("airflow_provider_aiml.testing"), f"{source.name} imports {name}"
+                    assert name != "airflow_provider_aiml.testing.samples", f"{source.name} imports {name}"
+                elif top in sample_makers:
+                    assert source.name == "samples.py", f"{source.name} imports {name}"
                 elif top in allowed_third_party:
                     assert source.name == "pytest_plugin.py", f"{source.name} imports {name}"
                 else:

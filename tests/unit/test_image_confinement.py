@@ -41,8 +41,8 @@ def test_file_urls_name_local_files(folders, prefix):
     [
         ("file://server/share/a.png", "must name a file on this machine"),
         ("file:relative.png", "write a file URL as file:///absolute/path"),
-        ("s3://bucket/a.png", "s3:// URLs are not read"),
-        ("gs://bucket/a.png", "gs:// URLs are not read"),
+        ("gs://bucket/a.png", "Airflow has no filesystem for gs:// .*apache-airflow-providers-google"),
+        ("foo://bucket/a.png", "cannot open 'foo://bucket/a.png' through Airflow's object storage"),
     ],
 )
 def test_other_file_and_storage_urls_fail_clearly(image, message):

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import base64
+import io
+import random
+import re
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from airflow_provider_aiml.exceptions import AimlImageError, AimlParameterError
 from airflow_provider_aiml.hooks.building import validate_messages
+from airflow_provider_aiml.media.attachments import MediaOptions, attachment_parts
+from airflow_provider_aiml.media.images import ImageLimits
 from airflow_provider_aiml.messages import (
     MAX_INLINE_IMAGE_BYTES,
     build_messages,
@@ -21,10 +27,19 @@ from airflow_provider_aiml.messages import (
 PNG_1X1 = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
 )
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 32
-GIF87 = b"GIF87a" + b"\x01\x00\x01\x00" + b"\x00" * 16
-GIF89 = b"GIF89a" + b"\x01\x00\x01\x00" + b"\x00" * 16
-WEBP = b"RIFF" + (28).to_bytes(4, "little") + b"WEBPVP8 " + b"\x00" * 16
+
+
+def encoded(image_format: str, **save: object) -> bytes:
+    """A real 2x2 image in ``image_format`` (the provider decodes images to fit them, so they must be real)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2), (200, 30, 30)).save(buffer, image_format, **save)
+    return buffer.getvalue()
+
+
+JPEG = encoded("JPEG")
+GIF87 = encoded("GIF").replace(b"GIF89a", b"GIF87a", 1)
+GIF89 = encoded("GIF")
+WEBP = encoded("WEBP")
 
 
 def data_uri(mime: str, data: bytes) -> str:
@@ -235,7 +250,7 @@ def test_png_data_uri_exact_value(tmp_path):
 
 @pytest.mark.parametrize(
     "data",
-    [b"hello, I am text", b"", b"%PDF-1.7\n", b"RIFF\x00\x00\x00\x00WAVEfmt ", b"\x89PNG\r\n", b"GIF90a"],
+    [b"hello, I am text", b"", b"RIFF\x00\x00\x00\x00WAVEfmt ", b"\x89PNG\r\n", b"GIF90a"],
 )
 def test_non_image_file_is_refused_with_its_path(tmp_path, data):
     path = write(tmp_path / "chart.png", data)
@@ -301,17 +316,30 @@ def test_home_relative_path_is_expanded(tmp_path, monkeypatch):
     assert image_url("~/pics/a.png") == data_uri("image/png", PNG_1X1)
 
 
-def test_too_large_file_is_refused(tmp_path):
+def test_a_bloated_file_is_re_encoded_to_fit(tmp_path):
     path = tmp_path / "huge.png"
     with path.open("wb") as handle:
         handle.write(PNG_1X1)
-        handle.truncate(MAX_INLINE_IMAGE_BYTES + 1)  # sparse: fast and small on disk
+        handle.truncate(MAX_INLINE_IMAGE_BYTES + 1)  # sparse: a 1x1 image followed by 20 MiB of padding
+
+    url = image_url(path)
+
+    assert len(url) < 1000
+    assert Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).size == (1, 1)
+
+
+def test_an_image_still_over_max_image_bytes_after_fitting_is_refused_with_its_size(tmp_path):
+    noise = Image.frombytes("RGB", (64, 64), random.Random(7).randbytes(64 * 64 * 3))
+    path = tmp_path / "noise.png"
+    noise.save(path, "PNG")
+    options = MediaOptions(image_limits=ImageLimits(max_bytes=1_000))
 
     with pytest.raises(AimlImageError) as caught:
-        image_url(path)
+        attachment_parts(str(path), options)
 
-    assert str(path) in str(caught.value)
-    assert "not sent inline" in str(caught.value)
+    message = str(caught.value)
+    assert str(path) in message
+    assert re.search(r"is 0\.0\d MB after fitting, over max_image_bytes=1,000 \(0\.00 MB\)", message)
 
 
 def test_file_of_exactly_the_limit_is_sent(tmp_path):
@@ -360,7 +388,7 @@ def test_mapping_with_relative_path_uses_base_dirs(tmp_path):
 
 @pytest.mark.parametrize("image", [{"detail": "low"}, {"url": ""}, "   ", {"url": 5}, 7])
 def test_image_without_a_source(image):
-    with pytest.raises(AimlImageError, match="an image must be a URL or a file path"):
+    with pytest.raises(AimlImageError, match="an image must be a URL, a file path or an ObjectStoragePath"):
         image_part(image)
 
 
