@@ -67,22 +67,32 @@ class StoredFile:
         return {"path": self.url, "url": self.url, "name": self.name, "stem": self.stem, "suffix": self.suffix}
 
     def read_bytes(self, limit: int) -> bytes:
-        """The file's bytes, read in chunks; over ``limit`` bytes it is refused before it is read whole."""
+        """The file's bytes; over ``limit`` bytes it is refused without being read whole: before reading when the
+        listing gave its size, else after the chunk (1 MiB) that passes the limit."""
         size = self.size
         if size is not None and size > limit:
             raise AimlFileError(_too_large(self.url, size, limit))
-        data = bytearray()
         try:
             with _open_for_reading(self.path) as handle:
-                while chunk := handle.read(READ_CHUNK_BYTES):
-                    data += chunk
+                size = size if size is not None else _size_of_open(handle)
+                if size is not None and size > limit:
+                    raise AimlFileError(_too_large(self.url, size, limit))
+                if size is not None:  # known and within the limit: one read, one buffer of the file's size
+                    data: bytes = handle.read(size + 1)
                     if len(data) > limit:
+                        raise AimlFileError(_too_large(self.url, None, limit))
+                    return data
+                chunks, total = [], 0
+                while chunk := handle.read(READ_CHUNK_BYTES):
+                    chunks.append(chunk)
+                    total += len(chunk)
+                    if total > limit:
                         raise AimlFileError(_too_large(self.url, None, limit))
         except (AimlFileError, AimlStorageError):
             raise
         except Exception as error:
             raise file_error(self.url, error) from None
-        return bytes(data)
+        return b"".join(chunks)
 
     def fingerprint(self) -> str:
         """The file's identity for a checkpoint: its URL, size and version."""
@@ -163,12 +173,15 @@ def write_jsonl(
         if isinstance(target.path, Path):
             target.path.parent.mkdir(parents=True, exist_ok=True)
             partial = target.path.with_name(target.path.name + ".partial")
-            with partial.open("w", encoding="utf-8") as handle:
-                for row in rows:
-                    handle.write(json_line(row))
-                handle.flush()
-                os.fsync(handle.fileno())
-            partial.replace(target.path)
+            try:
+                with partial.open("w", encoding="utf-8") as handle:
+                    for row in rows:
+                        handle.write(json_line(row))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                partial.replace(target.path)
+            finally:
+                partial.unlink(missing_ok=True)
         else:
             target.path.parent.mkdir(parents=True, exist_ok=True)
             with target.path.open("w") as handle:
@@ -302,6 +315,17 @@ def _open_for_reading(path: Any) -> Any:
         return path.open("rb", block_size=READ_CHUNK_BYTES, cache_type="none")
     except TypeError:
         return path.open("rb")
+
+
+def _size_of_open(handle: Any) -> int | None:
+    """The size an open file knows (object-storage files learn it when opened; local ones from ``fstat``)."""
+    size = getattr(handle, "size", None)
+    if isinstance(size, int):
+        return size
+    try:
+        return os.fstat(handle.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _size_of(info: dict[str, Any]) -> int | None:

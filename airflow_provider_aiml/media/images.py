@@ -74,17 +74,17 @@ def fit_image(data: bytes, name: str, limits: ImageLimits = ImageLimits()) -> Fi
         raise AimlFileError(f"file {name!r} is not a JPEG, PNG, GIF or WEBP image (the formats the API accepts)")
     try:
         image = Image.open(io.BytesIO(data))
-        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+        orientation = _orientation(image)
         width, height = image.size
         animated = getattr(image, "n_frames", 1) > 1
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise AimlFileError(f"image {name!r} cannot be decoded: {error}") from None
-    upright = orientation in (1, None) or animated
+    upright = orientation == 1 or animated
     if (upright and width * height <= limits.max_pixels and len(data) <= limits.max_bytes) or animated:
         _check_bytes(name, len(data), limits)
         return FittedImage(mime, data, (width, height), changed=False)
     try:
-        fitted, out_mime, out_size = _reencode(image, limits.max_pixels)
+        fitted, out_mime, out_size = _reencode(image, limits.max_pixels, upright=upright)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise AimlFileError(f"image {name!r} cannot be decoded: {error}") from None
     if upright and width * height <= limits.max_pixels and len(fitted) >= len(data):
@@ -101,6 +101,21 @@ def fit_image(data: bytes, name: str, limits: ImageLimits = ImageLimits()) -> Fi
         "rotated upright" if not upright else "scaled down" if out_size != (width, height) else "re-encoded",
     )
     return FittedImage(out_mime, fitted, out_size, changed=fitted is not data)
+
+
+def _orientation(image: Any) -> int:
+    """The EXIF orientation, read without decoding the pixels: a PNG keeps its EXIF after the image data, where
+    Pillow would decode everything to find it, so a PNG's orientation counts only when it comes before."""
+    if image.format == "PNG":
+        exif = image.info.get("exif")
+        if not exif:
+            return 1
+        from PIL import Image
+
+        parsed = Image.Exif()
+        parsed.load(exif)
+        return int(parsed.get(_EXIF_ORIENTATION, 1))
+    return int(image.getexif().get(_EXIF_ORIENTATION, 1))
 
 
 def encode_image(image: Any, *, has_alpha: bool | None = None) -> tuple[bytes, str]:
@@ -122,7 +137,7 @@ def scale_for(width: int, height: int, max_pixels: int) -> float:
     return 1.0 if pixels <= max_pixels else (max_pixels / pixels) ** 0.5
 
 
-def _reencode(image: Any, max_pixels: int) -> tuple[bytes, str, tuple[int, int]]:
+def _reencode(image: Any, max_pixels: int, *, upright: bool) -> tuple[bytes, str, tuple[int, int]]:
     from PIL import Image, ImageOps
 
     width, height = image.size
@@ -130,7 +145,8 @@ def _reencode(image: Any, max_pixels: int) -> tuple[bytes, str, tuple[int, int]]
     target = (max(1, int(width * factor)), max(1, int(height * factor)))
     if image.format == "JPEG" and factor < 1:
         image.draft("RGB", target)  # decode at 1/2, 1/4 or 1/8 scale: a fraction of the memory and time
-    image = ImageOps.exif_transpose(image)
+    if not upright:  # exif_transpose copies the image even when there is nothing to turn
+        image = ImageOps.exif_transpose(image)
     if image.size[0] * image.size[1] > max_pixels:
         factor = scale_for(image.size[0], image.size[1], max_pixels)
         image = image.resize(

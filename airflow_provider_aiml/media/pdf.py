@@ -8,6 +8,7 @@ PDFium is not thread-safe: every PDFium call runs under one lock, while the JPEG
 from __future__ import annotations
 
 import base64
+import math
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -81,8 +82,8 @@ def parse_pages(spec: str | Sequence[int], page_count: int | None) -> list[int]:
             first, end = int(match.group(1)), match.group(2)
             if end is None:
                 last = first
-            elif end == "":
-                last = page_count if page_count is not None else first
+            elif end == "":  # to the end; a start beyond the end is reported with the page count
+                last = max(first, page_count) if page_count is not None else first
             else:
                 last = int(end)
             if first < 1 or last < first:
@@ -177,12 +178,20 @@ class PdfPages:
                 bitmap = None
                 if mode != "only":
                     width, height = page.get_size()
-                    dpi_scale = self.options.dpi / _POINTS_PER_INCH
-                    pixels_scale = scale_for(int(width * dpi_scale), int(height * dpi_scale), max_pixels)
-                    bitmap = page.render(scale=dpi_scale * pixels_scale)
+                    bitmap = page.render(scale=render_scale(width, height, self.options.dpi, max_pixels))
             finally:
                 page.close()
         return text, bitmap
+
+
+def render_scale(width_pt: float, height_pt: float, dpi: float, max_pixels: int) -> float:
+    """The PDFium scale for a page of ``width_pt x height_pt`` points: ``dpi``, lowered until the bitmap (whose
+    sides PDFium rounds up) has at most ``max_pixels`` pixels."""
+    scale = dpi / _POINTS_PER_INCH
+    scale *= scale_for(max(1, int(width_pt * scale)), max(1, int(height_pt * scale)), max_pixels)
+    while scale > 0.01 and math.ceil(width_pt * scale) * math.ceil(height_pt * scale) > max_pixels:
+        scale *= 0.99
+    return scale
 
 
 @contextmanager
