@@ -29,10 +29,20 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aiml.hooks.aiml"]}],
-        "operators": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aiml.operators.chat"]}],
+        "operators": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_aiml.operators.chat",
+                    "airflow_provider_aiml.operators.batch",
+                    "airflow_provider_aiml.operators.embedding",
+                ],
+            }
+        ],
         "task-decorators": [
             {"name": "aiml", "class-name": "airflow_provider_aiml.decorators.aiml.aiml_task"},
             {"name": "aiml_batch", "class-name": "airflow_provider_aiml.decorators.aiml_batch.aiml_batch_task"},
+            {"name": "aiml_embed", "class-name": "airflow_provider_aiml.decorators.aiml_embed.aiml_embed_task"},
         ],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aiml.triggers.aiml"]}],
         "connection-types": [
@@ -54,6 +64,11 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Default model",
                         "description": "Model used when a task does not name one.",
                         "schema": {"type": ["string", "null"], "default": "alibaba/qwen3-vl-32b-thinking"},
+                    },
+                    "embedding_model": {
+                        "label": "Default embedding model",
+                        "description": "Model the embedding tasks use when they do not name one.",
+                        "schema": {"type": ["string", "null"], "default": "text-embedding-3-small"},
                     },
                     "timeout": {
                         "label": "Timeout (seconds)",

@@ -246,3 +246,43 @@ class StreamDelta(_Strict):
     finish_reason: str | None = None
     attempt: int = 1
     """Which try this piece belongs to; a retried stream starts again from the beginning."""
+
+
+DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
+"""The embedding model used when neither the task nor the connection (``embedding_model`` extra) names one: the
+smallest and cheapest of the embedding models the AI/ML API lists (text-embedding-3-small, -3-large, ada-002)."""
+
+
+class EmbeddingResult(_Strict):
+    """The vectors of a list of texts, in the texts' order, and what computing them cost."""
+
+    model: str
+    """The model the API reports."""
+    requested_model: str
+    vectors: list[list[float]]
+    usage: Usage
+    requests: int = 1
+    """How many HTTP requests the texts were sent in."""
+    latency_s: float = 0.0
+
+    @property
+    def dimensions(self) -> int:
+        """Length of the vectors (0 for no texts)."""
+        return len(self.vectors[0]) if self.vectors else 0
+
+    @classmethod
+    def combine(cls, parts: list[EmbeddingResult], requested_model: str) -> EmbeddingResult:
+        """The results of consecutive batches as one result, in order."""
+        usage = Usage()
+        vectors: list[list[float]] = []
+        for part in parts:
+            vectors.extend(part.vectors)
+            usage = usage + part.usage
+        return cls(
+            model=parts[0].model if parts else requested_model,
+            requested_model=requested_model,
+            vectors=vectors,
+            usage=usage,
+            requests=sum(part.requests for part in parts),
+            latency_s=sum(part.latency_s for part in parts),
+        )

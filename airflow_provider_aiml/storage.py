@@ -73,12 +73,18 @@ class StoredFile:
         if size is not None and size > limit:
             raise AimlFileError(_too_large(self.url, size, limit))
         try:
+            if size is not None and not isinstance(self.path, Path):
+                # Listed, so its size is known: one GET (opening the file would first ask for its metadata again).
+                data = self.path.fs.cat_file(self.path.path)
+                if len(data) > limit:
+                    raise AimlFileError(_too_large(self.url, None, limit))
+                return bytes(data)
             with _open_for_reading(self.path) as handle:
                 size = size if size is not None else _size_of_open(handle)
                 if size is not None and size > limit:
                     raise AimlFileError(_too_large(self.url, size, limit))
                 if size is not None:  # known and within the limit: one read, one buffer of the file's size
-                    data: bytes = handle.read(size + 1)
+                    data = handle.read(size + 1)
                     if len(data) > limit:
                         raise AimlFileError(_too_large(self.url, None, limit))
                     return data

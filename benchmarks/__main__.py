@@ -24,7 +24,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from benchmarks import batch_throughput, import_parse, overhead, streaming
+from benchmarks import (
+    batch_throughput,
+    embeddings_throughput,
+    files_throughput,
+    import_parse,
+    overhead,
+    streaming,
+)
 from benchmarks._common import REPO, has_module, machine, table, verdict, versions
 
 BENCHMARKS: dict[str, tuple[ModuleType, str]] = {
@@ -32,6 +39,8 @@ BENCHMARKS: dict[str, tuple[ModuleType, str]] = {
     streaming.NAME: (streaming, "bench-streaming.png"),
     import_parse.NAME: (import_parse, "bench-parse.png"),
     batch_throughput.NAME: (batch_throughput, "bench-batch.png"),
+    files_throughput.NAME: (files_throughput, "bench-files.png"),
+    embeddings_throughput.NAME: (embeddings_throughput, "bench-embeddings.png"),
 }
 DOCS_PAGE = REPO / "docs" / "benchmarks.md"
 SCRATCH_PAGE = REPO / "build" / "benchmarks" / "benchmarks.md"
@@ -92,7 +101,7 @@ def _plots(results: dict[str, Any], images: Path, page_dir: Path) -> dict[str, s
             continue
         path = images / filename
         module.plot(result, path)
-        shown[name] = os.path.relpath(path, page_dir)
+        shown[name] = os.path.relpath(path, page_dir) if path.exists() else None
     return shown
 
 

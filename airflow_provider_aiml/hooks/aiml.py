@@ -1,4 +1,4 @@
-"""The AI/ML API hook: connection, HTTP clients (sync and async) and the chat-completions calls.
+"""The AI/ML API hook: connection, HTTP clients (sync and async), the chat-completions and embeddings calls.
 
 Request building lives in :mod:`.building`, response parsing in :mod:`.parsing` and the retry decision in
 :mod:`.retry`; this module only moves bytes and applies them the same way for the sync, async and streaming
@@ -28,14 +28,23 @@ from airflow_provider_aiml.exceptions import (
 )
 from airflow_provider_aiml.hooks import DEFAULT_CONN_ID
 from airflow_provider_aiml.hooks.building import (
+    DEFAULT_EMBEDDING_BATCH,
+    EmbeddingRequest,
     build_chat_request,
+    build_embedding_requests,
     call_headers,
     client_headers,
     encode_body,
     new_client_request_id,
 )
 from airflow_provider_aiml.hooks.building import client_request_id as make_client_request_id
-from airflow_provider_aiml.hooks.parsing import CallInfo, StreamAccumulator, parse_completion, parse_error
+from airflow_provider_aiml.hooks.parsing import (
+    CallInfo,
+    StreamAccumulator,
+    parse_completion,
+    parse_embeddings,
+    parse_error,
+)
 from airflow_provider_aiml.hooks.retry import RetryPolicy
 from airflow_provider_aiml.hooks.settings import ConnectionSettings
 from airflow_provider_aiml.hooks.sizing import (
@@ -46,9 +55,10 @@ from airflow_provider_aiml.hooks.sizing import (
     context_length_from,
     prompt_tokens_at_least,
 )
-from airflow_provider_aiml.models import ChatCompletionResult, StreamDelta
+from airflow_provider_aiml.models import ChatCompletionResult, EmbeddingResult, StreamDelta
 
 CHAT_COMPLETIONS_PATH = "/chat/completions"
+EMBEDDINGS_PATH = "/embeddings"
 CONNECT_TIMEOUT = 10.0
 CONNECTIONS_PER_ASYNC_CLIENT = 8
 TEST_CONNECTION_TIMEOUT = 15.0
@@ -95,11 +105,27 @@ class PreparedChat:
         return CallInfo(self.model, self.client_request_id, headers, latency)
 
 
+@dataclass(frozen=True)
+class PreparedEmbeddings:
+    """One checked embeddings request, ready to send (and to resend on a retry)."""
+
+    request: EmbeddingRequest
+    client_request_id: str
+
+    @property
+    def model(self) -> str:
+        return self.request.model
+
+    def request_args(self) -> dict[str, Any]:
+        return {"content": self.request.payload, "headers": call_headers(self.client_request_id)}
+
+
 class AimlApiHook(BaseHook):
-    """Talks to the AI/ML API chat-completions endpoint.
+    """Talks to the AI/ML API: chat completions (sync, async, streamed) and embeddings.
 
     :param aiml_conn_id: Airflow connection of type ``aimlapi``: password = API key, host = base URL (empty
-        means ``https://api.aimlapi.com/v1``), extras ``model``, ``timeout`` (seconds), ``max_retries``.
+        means ``https://api.aimlapi.com/v1``), extras ``model``, ``embedding_model``, ``timeout`` (seconds),
+        ``max_retries``.
     :param retry_policy: override the retry behaviour (the connection's ``max_retries`` is used otherwise).
     :param log_calls: log one summary line per call (batch work may turn this off and log progress instead).
     :param max_concurrency: how many async calls may run at once; sizes the async connection pools.
@@ -476,10 +502,10 @@ class AimlApiHook(BaseHook):
         result = accumulator.finish()
         return result.model_copy(update={"latency_s": time.monotonic() - started})
 
-    def _transport_errors(self, call: PreparedChat) -> AbstractContextManager[None]:
+    def _transport_errors(self, call: PreparedChat | PreparedEmbeddings) -> AbstractContextManager[None]:
         return translate_transport_errors(self.settings.timeout, call.client_request_id)
 
-    def _delay_or_raise(self, error: AimlApiError, attempt: int, call: PreparedChat) -> float:
+    def _delay_or_raise(self, error: AimlApiError, attempt: int, call: PreparedChat | PreparedEmbeddings) -> float:
         """Apply the retry policy: return the wait before the next try, or raise ``error``."""
         policy = self.retry_policy
         delay = policy.delay_before_retry(error, attempt)
@@ -528,6 +554,122 @@ class AimlApiHook(BaseHook):
             f" after {attempts} tries" if attempts > 1 else "",
             result.client_request_id,
         )
+
+    # --- embeddings -----------------------------------------------------------------------------------------
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        batch_size: int = DEFAULT_EMBEDDING_BATCH,
+        client_request_id: str | None = None,
+    ) -> EmbeddingResult:
+        """The vectors of ``texts``, in order, sent ``batch_size`` texts a request (``POST /embeddings``).
+
+        :param model: the embedding model; the connection's ``embedding_model`` extra, else
+            ``text-embedding-3-small``.
+        :param dimensions: shorter vectors, for the models that allow it (the ``text-embedding-3`` ones).
+        :param client_request_id: traces the requests in the API's logs (``:b<n>`` is appended per request).
+        """
+        calls = self.prepare_embeddings(texts, model, dimensions, batch_size, client_request_id)
+        return EmbeddingResult.combine([self.send_embeddings(call) for call in calls], calls[0].model)
+
+    async def aembed(
+        self,
+        texts: Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        batch_size: int = DEFAULT_EMBEDDING_BATCH,
+        client_request_id: str | None = None,
+        concurrency: int | None = None,
+    ) -> EmbeddingResult:
+        """Async :meth:`embed`: the requests run concurrently, at most ``concurrency`` at once (the hook's
+        ``max_concurrency`` by default)."""
+        await self.asettings()
+        calls = self.prepare_embeddings(texts, model, dimensions, batch_size, client_request_id)
+        slots = asyncio.Semaphore(concurrency or self.max_concurrency)
+
+        async def bounded(call: PreparedEmbeddings) -> EmbeddingResult:
+            async with slots:
+                return await self.asend_embeddings(call)
+
+        results = await asyncio.gather(*(bounded(call) for call in calls))
+        return EmbeddingResult.combine(list(results), calls[0].model)
+
+    def prepare_embeddings(
+        self,
+        texts: Sequence[str],
+        model: str | None,
+        dimensions: int | None,
+        batch_size: int,
+        client_request_id: str | None,
+    ) -> list[PreparedEmbeddings]:
+        """Check the texts and options and build every request; nothing is sent."""
+        settings = self.settings
+        chosen = model if model is not None else settings.embedding_model
+        requests = build_embedding_requests(texts, chosen, dimensions, batch_size)
+        base_id = make_client_request_id(client_request_id) if client_request_id else new_client_request_id()
+        calls = []
+        for number, request in enumerate(requests):
+            check_body_size(len(request.payload), settings.max_request_mb)
+            request_id = base_id if len(requests) == 1 else make_client_request_id(base_id, f"b{number}")
+            calls.append(PreparedEmbeddings(request, request_id))
+        return calls
+
+    def send_embeddings(self, call: PreparedEmbeddings) -> EmbeddingResult:
+        """Send one embeddings request and wait for its vectors (retrying what is transient)."""
+        client = self.get_conn()
+        attempt = 1
+        while True:
+            started = time.monotonic()
+            try:
+                with self._transport_errors(call):
+                    response = client.post(EMBEDDINGS_PATH, **call.request_args())
+                return self._finish_embeddings(self._embeddings_from(response, call, started), call, attempt)
+            except AimlApiError as error:
+                self._sleep(self._delay_or_raise(error, attempt, call))
+                attempt += 1
+
+    async def asend_embeddings(self, call: PreparedEmbeddings) -> EmbeddingResult:
+        """Async :meth:`send_embeddings`."""
+        client = await self.get_async_conn()
+        attempt = 1
+        while True:
+            started = time.monotonic()
+            try:
+                with self._transport_errors(call):
+                    response = await client.post(EMBEDDINGS_PATH, **call.request_args())
+                return self._finish_embeddings(self._embeddings_from(response, call, started), call, attempt)
+            except AimlApiError as error:
+                await self._async_sleep(self._delay_or_raise(error, attempt, call))
+                attempt += 1
+
+    def _embeddings_from(self, response: httpx.Response, call: PreparedEmbeddings, started: float) -> EmbeddingResult:
+        if response.status_code >= 400:
+            raise self._status_error(response, call.client_request_id)
+        info = CallInfo(call.model, call.client_request_id, response.headers, time.monotonic() - started)
+        return parse_embeddings(response.content, call.request.size, info)
+
+    def _finish_embeddings(self, result: EmbeddingResult, call: PreparedEmbeddings, attempts: int) -> EmbeddingResult:
+        if self.log_calls:
+            usage = result.usage
+            self.log.info(
+                "AI/ML API embeddings %s -> %s: %d texts, %d dimensions, tokens %d, cost %s, %.2fs%s, "
+                "client request id %s",
+                result.requested_model,
+                result.model,
+                len(result.vectors),
+                result.dimensions,
+                usage.total_tokens,
+                f"${usage.usd_spent:.6f}" if usage.usd_spent is not None else "unknown",
+                result.latency_s,
+                f" after {attempts} tries" if attempts > 1 else "",
+                call.client_request_id,
+            )
+        return result
 
     # --- other endpoints ------------------------------------------------------------------------------------
 

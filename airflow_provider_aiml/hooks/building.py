@@ -323,3 +323,53 @@ def client_request_id(*parts: object) -> str:
 def new_client_request_id() -> str:
     """An id for a call made outside a task (no DAG context to derive one from); already in the API's alphabet."""
     return f"airflow-aiml:{os.urandom(16).hex()}"
+
+
+# --- embeddings -----------------------------------------------------------------------------------------------
+
+DEFAULT_EMBEDDING_BATCH = 256
+"""Texts per ``/embeddings`` request: few requests for many short texts, while one request (and its retry) stays
+small: 256 paragraphs of 2,000 characters are about 0.5 MB and 130,000 tokens."""
+MAX_EMBEDDING_BATCH = 2048
+"""The most inputs one request may carry (the limit of the OpenAI-shaped endpoint the API follows)."""
+
+
+class EmbeddingRequest(NamedTuple):
+    """One checked ``/embeddings`` body: the texts ``first`` to ``first + size`` of the call."""
+
+    model: str
+    body: dict[str, Any]
+    payload: bytes
+    first: int
+    size: int
+
+
+def build_embedding_requests(
+    texts: Sequence[str], model: str, dimensions: int | None, batch_size: int
+) -> list[EmbeddingRequest]:
+    """Check the texts and options and split them into requests; raises naming the first bad value."""
+    if isinstance(texts, str | bytes) or not isinstance(texts, Sequence):
+        raise AimlParameterError(f"'texts' must be a list of strings, got {type(texts).__name__}")
+    if not texts:
+        raise AimlParameterError("'texts' is empty: there is nothing to embed")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise AimlParameterError(f"text {index} is a {type(text).__name__}, not a string")
+        if not text.strip():
+            raise AimlParameterError(f"text {index} is empty; the API refuses empty inputs")
+    if not isinstance(model, str) or not model.strip():
+        raise AimlParameterError(f"'model' must be a model id, got {model!r}")
+    if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1):
+        raise AimlParameterError(f"'dimensions' must be a whole number >= 1, got {dimensions!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_EMBEDDING_BATCH:
+        raise AimlParameterError(
+            f"'batch_size' must be a whole number from 1 to {MAX_EMBEDDING_BATCH}, got {batch_size!r}"
+        )
+    requests = []
+    for first in range(0, len(texts), batch_size):
+        chunk = list(texts[first : first + batch_size])
+        body: dict[str, Any] = {"model": model, "input": chunk}
+        if dimensions is not None:
+            body["dimensions"] = dimensions
+        requests.append(EmbeddingRequest(model, body, encode_body(body), first, len(chunk)))
+    return requests

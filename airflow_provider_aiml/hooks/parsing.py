@@ -19,7 +19,14 @@ from airflow_provider_aiml.exceptions import (
     AimlStreamIncompleteError,
     status_error_class,
 )
-from airflow_provider_aiml.models import CREDITS_PER_USD, ChatCompletionResult, StreamDelta, ToolCall, Usage
+from airflow_provider_aiml.models import (
+    CREDITS_PER_USD,
+    ChatCompletionResult,
+    EmbeddingResult,
+    StreamDelta,
+    ToolCall,
+    Usage,
+)
 
 _THINK_OPEN = "<think>"
 _THINK_CLOSE = "</think>"
@@ -535,3 +542,45 @@ def _partial_suffix(text: str, tag: str) -> int:
         if tag.startswith(text[-size:]):
             return size
     return 0
+
+
+# --- embeddings -----------------------------------------------------------------------------------------------
+
+
+def parse_embeddings(body: bytes, count: int, call: CallInfo) -> EmbeddingResult:
+    """Parse an ``/embeddings`` answer into ``count`` vectors in input order (by each item's ``index``)."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise _response_error(
+            f"The API answered with a body that is not JSON: {_plain_text(body.decode(errors='replace'))!r}", call
+        ) from None
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, list):
+        problem = _clip(_payload_message(payload)) if isinstance(payload, dict) else type(payload).__name__
+        raise _response_error(f"The API's embeddings answer has no data list{': ' + problem if problem else ''}", call)
+    vectors: list[list[float] | None] = [None] * count
+    try:
+        for position, item in enumerate(data):
+            index = item.get("index", position)
+            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+                raise ValueError(f"item {position} has index {index!r}, outside 0..{count - 1}")
+            if vectors[index] is not None:
+                raise ValueError(f"index {index} appears twice")
+            vector = item["embedding"]
+            if not isinstance(vector, list) or not vector:
+                raise ValueError(f"the vector of index {index} is not a list of numbers")
+            vectors[index] = [float(value) for value in vector]
+        missing = [index for index, vector in enumerate(vectors) if vector is None]
+        if missing:
+            raise ValueError(f"no vector for index {missing[0]} ({len(missing)} of {count} missing)")
+        usage = parse_usage(payload.get("usage"), _meta_usage(payload), call.headers)
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        raise _response_error(f"The API's embeddings answer has an unexpected shape: {error}", call) from None
+    return EmbeddingResult(
+        model=str(payload.get("model") or call.requested_model),
+        requested_model=call.requested_model,
+        vectors=vectors,  # type: ignore[arg-type]  # every slot was filled above
+        usage=usage,
+        latency_s=call.latency_s,
+    )

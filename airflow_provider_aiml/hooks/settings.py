@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from airflow_provider_aiml.exceptions import AimlConfigurationError
 from airflow_provider_aiml.hooks.sizing import DEFAULT_MAX_REQUEST_MB
-from airflow_provider_aiml.models import DEFAULT_BASE_URL, DEFAULT_MODEL
+from airflow_provider_aiml.models import DEFAULT_BASE_URL, DEFAULT_EMBEDDING_MODEL, DEFAULT_MODEL
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_MAX_RETRIES = 2
@@ -36,6 +36,9 @@ class ConnectionSettings(BaseModel):
     model: str
     timeout: float
     max_retries: int
+    embedding_model: str = DEFAULT_EMBEDDING_MODEL
+    """Model of :meth:`~airflow_provider_aiml.hooks.aiml.AimlApiHook.embed` when a call names none
+    (``embedding_model`` extra)."""
     max_request_mb: float = DEFAULT_MAX_REQUEST_MB
     """Bodies over this many MiB are refused before they are sent (``max_request_mb`` extra)."""
     confine_images_to_dag_folder: bool | None = None
@@ -62,6 +65,7 @@ class ConnectionSettings(BaseModel):
             base_url=_base_url(conn, conn_id),
             api_key=SecretStr(api_key),
             model=str(_field(extra, "model") or DEFAULT_MODEL).strip(),
+            embedding_model=str(_field(extra, "embedding_model") or DEFAULT_EMBEDDING_MODEL).strip(),
             timeout=_number(extra, "timeout", DEFAULT_TIMEOUT, conn_id, minimum=0.001, cast=float),
             max_retries=int(
                 _number(

@@ -183,7 +183,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
             progress_interval=self.progress_interval,
             log=self.log,
         )
-        report = _run(runner.run())
+        report = run_coroutine(runner.run())
         results = [outcome.to_xcom(self.wants_parsed) for outcome in report.outcomes]
         self.spend = self._spend(report)
         returned: Any = results
@@ -571,7 +571,7 @@ def _estimate(messages: list[dict[str, Any]], completion_tokens: int) -> float:
     return chars / 4 + completion_tokens
 
 
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run the batch's event loop; in a thread of its own when the caller already runs a loop."""
     try:
         asyncio.get_running_loop()

@@ -188,6 +188,11 @@ class AimlApiEmulator:
         return [request for request in self._state.requests() if request.is_chat]
 
     @property
+    def embedding_requests(self) -> list[RecordedRequest]:
+        """Snapshot of the ``POST /v1/embeddings`` requests."""
+        return [request for request in self._state.requests() if request.is_embeddings]
+
+    @property
     def max_in_flight(self) -> int:
         """Highest number of chat requests handled concurrently."""
         return self._state.max_in_flight

@@ -7,6 +7,7 @@ from typing import Any
 
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-key", "cookie"})
 CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+EMBEDDINGS_PATHS = frozenset({"/v1/embeddings", "/embeddings"})
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class RecordedRequest:
     def is_chat(self) -> bool:
         """True for ``POST /v1/chat/completions`` (or ``/chat/completions``)."""
         return self.method == "POST" and self.route in CHAT_PATHS
+
+    @property
+    def is_embeddings(self) -> bool:
+        """True for ``POST /v1/embeddings`` (or ``/embeddings``)."""
+        return self.method == "POST" and self.route in EMBEDDINGS_PATHS
 
     def redacted_headers(self) -> dict[str, str]:
         """The headers with credential values replaced by ``[redacted]``."""

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 from airflow_provider_aiml.testing import catalog
 from airflow_provider_aiml.testing.admission import admission_error
 from airflow_provider_aiml.testing.control import CONTROL_PREFIX, handle_control
+from airflow_provider_aiml.testing.embeddings import credits_for, embedding_problem, embedding_response
 from airflow_provider_aiml.testing.error_bodies import (
     EMPTY_KEY_MESSAGE,
     INVALID_KEY_MESSAGE,
@@ -37,7 +38,7 @@ from airflow_provider_aiml.testing.error_bodies import (
     reason_phrase,
 )
 from airflow_provider_aiml.testing.faults import Fault
-from airflow_provider_aiml.testing.records import CHAT_PATHS, RecordedRequest
+from airflow_provider_aiml.testing.records import CHAT_PATHS, EMBEDDINGS_PATHS, RecordedRequest
 from airflow_provider_aiml.testing.replies import (
     Completion,
     build_completion,
@@ -247,6 +248,8 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         method = self.command
         if method == "POST" and route in CHAT_PATHS:
             self._chat(route, body)
+        elif method == "POST" and route in EMBEDDINGS_PATHS:
+            self._embeddings(route, body)
         elif method == "GET" and route in MODELS_PATHS:
             query = parse_qs(self.path.partition("?")[2])
             self._send_json(
@@ -400,6 +403,42 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             self.server.state.bill(completion.credits)
         self._leave_chat()
         self.wfile.write(b"0\r\n\r\n")
+
+    # ------------------------------------------------------------------------------ embeddings
+
+    def _embeddings(self, route: str, body: bytes) -> None:
+        """``POST /v1/embeddings``: the same faults, latency, auth and billing as chat, deterministic vectors."""
+        fault = self.server.state.next_fault()
+        if fault is not None and fault.kind == "reset":
+            self._drop(abortive=True)
+        if fault is not None and fault.kind == "status":
+            self._send_fault_status(fault, route)
+            return
+        if fault is not None and fault.kind == "delay":
+            self._wait(fault.seconds)
+        if self._authorize(route) is None:
+            return
+        try:
+            payload = json.loads(body, parse_constant=_reject_constant)
+        except ValueError as exc:
+            self._send_legacy(400, f"{VALIDATION_MESSAGE} Expected a JSON object body, received invalid JSON ({exc})")
+            return
+        problem = embedding_problem(payload)
+        if problem is not None:
+            self._send_legacy(*problem)
+            return
+        document, _, usd = embedding_response(payload)
+        self._wait(self.server.settings.latency)
+        credits = credits_for(usd)
+        headers: list[tuple[str, str]] = []
+        if self.server.settings.cost_headers:
+            headers += [("x-aimlapi-credits-used", str(credits)), ("x-aimlapi-usd-spent", format_usd(usd))]
+        encoded = _dumps(document)
+        if fault is not None and fault.kind == "malformed_json":
+            self._send(200, encoded[: max(1, len(encoded) // 2)], JSON_TYPE, headers)
+            return
+        self.server.state.bill(credits)
+        self._send(200, encoded, JSON_TYPE, headers)
 
     def _send_fault_status(self, fault: Fault, route: str) -> None:
         status = fault.code or 500

@@ -43,6 +43,15 @@ def ask() -> ChatCompletionResult:
     return result
 
 
+def embed_texts() -> list[list[float]]:
+    # --8<-- [start:embeddings]
+    hook = AimlApiHook()
+    result = hook.embed(["a red kettle", "a blue kettle", "an oak desk"], dimensions=256)
+    print(len(result.vectors), result.dimensions, result.usage.total_tokens, result.usage.usd_spent)
+    # --8<-- [end:embeddings]
+    return result.vectors
+
+
 def chart_messages() -> list[dict[str, Any]]:
     # --8<-- [start:build-messages]
     from airflow_provider_aiml.messages import build_messages

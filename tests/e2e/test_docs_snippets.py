@@ -128,6 +128,15 @@ def test_hook_guide_calls(emulator, monkeypatch, capsys):
     assert emulator.chat_requests[-1].json["temperature"] == 0.3
     assert f"{result.usage.total_tokens} {result.usage.usd_spent}" in capsys.readouterr().out
 
+    vectors = guide.embed_texts()
+    assert [len(vector) for vector in vectors] == [256, 256, 256]
+    assert emulator.embedding_requests[-1].json == {
+        "model": "text-embedding-3-small",
+        "input": ["a red kettle", "a blue kettle", "an oak desk"],
+        "dimensions": 256,
+    }
+    assert any(line.startswith("3 256 ") for line in capsys.readouterr().out.splitlines())
+
     monkeypatch.chdir(REPO / "example_dags")
     assert guide.chart_messages()[0]["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
     assert guide.request_id() == "nightly_batch:2026-03-14:17"

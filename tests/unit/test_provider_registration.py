@@ -35,7 +35,7 @@ def test_connection_form_has_exactly_the_provider_fields():
     for hidden in ("login", "port", "url_schema"):
         assert getattr(standard, hidden).hidden is True
     extra = meta.extra_fields
-    assert set(extra) == {"model", "timeout", "max_retries"}
+    assert set(extra) == {"model", "embedding_model", "timeout", "max_retries"}
     assert extra["model"]["value"] == "alibaba/qwen3-vl-32b-thinking"
     assert extra["timeout"]["schema"]["minimum"] == 1
     assert extra["max_retries"]["value"] == 2
