@@ -106,11 +106,25 @@ def report(result: dict[str, Any], img: str | None) -> list[str]:
         f"- The hook logged {result['log_lines']:,} summary lines through Airflow's task logging (one per request) "
         "and checked every text and every answer's indexes; bare httpx only posts the bodies and decodes the JSON.",
         "",
+        *([f"![Texts per second of the hook and of bare httpx]({img})", ""] if img else []),
     ]
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    """No plot: two figures."""
+    """Texts per second of each client."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(6, 2.2))
+    rates = [result["hook_texts_per_s"], result["httpx_texts_per_s"]]
+    axis.barh([HOOK, HTTPX], rates, color=["#1f77b4", "#ff7f0e"])
+    axis.invert_yaxis()
+    axis.set_xlabel("texts per second (higher is better)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 # --- the worker process ----------------------------------------------------------------------------------------

@@ -47,8 +47,22 @@ from benchmarks.batch_throughput import RUNNER
 
 NAME = "files_throughput"
 TITLE = "Vision batches over files in S3"
-FULL: dict[str, Any] = {"pdfs": 1000, "concurrency": 32, "latency": 0.1, "long_pdf_pages": 200, "repeat": 3}
-QUICK: dict[str, Any] = {"pdfs": 24, "concurrency": 8, "latency": 0.05, "long_pdf_pages": 20, "repeat": 1}
+FULL: dict[str, Any] = {
+    "pdfs": 1000,
+    "concurrency": 32,
+    "latency": 0.1,
+    "long_pdf_pages": 200,
+    "photo_size": [7000, 5000],
+    "repeat": 3,
+}
+QUICK: dict[str, Any] = {
+    "pdfs": 24,
+    "concurrency": 8,
+    "latency": 0.05,
+    "long_pdf_pages": 20,
+    "photo_size": [2000, 1500],
+    "repeat": 1,
+}
 OVERHEAD_TARGET_PCT = 25.0
 MEMORY_TARGET_MB = 400.0
 BUCKET = "aiml-bench"
@@ -92,7 +106,7 @@ import json, sys
 import boto3
 from airflow_provider_aiml.testing.samples import make_invoice_pdf, make_large_photo, make_long_pdf
 endpoint, bucket, pdfs, long_pdf_pages = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-page_sizes = json.loads(sys.argv[5])
+page_sizes, photo_size = json.loads(sys.argv[5]), json.loads(sys.argv[6])
 client = boto3.client(
     "s3", endpoint_url=endpoint, aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1"
 )
@@ -108,18 +122,18 @@ for kind, size in page_sizes.items():
     sizes[kind] = total
 long_pdf = make_long_pdf(long_pdf_pages)
 client.put_object(Bucket=bucket, Key="long/report.pdf", Body=long_pdf)
-photo = make_large_photo(7000, 5000)
+photo = make_large_photo(*photo_size)
 client.put_object(Bucket=bucket, Key="photos/large.jpg", Body=photo)
 sizes |= {"long_pdf": len(long_pdf), "photo": len(photo)}
 print("RESULT " + json.dumps(sizes))
 """
 
 
-def upload(endpoint: str, pdfs: int, long_pdf_pages: int) -> dict[str, int]:
+def upload(endpoint: str, pdfs: int, long_pdf_pages: int, photo_size: list[int]) -> dict[str, int]:
     """The PDFs of every page size, the long PDF and the large photo, made and uploaded in a process of their
     own (Linux keeps a process's peak RSS across exec: the DAG runs must not start from this one's); returns the
     bytes uploaded of each kind."""
-    args = (endpoint, BUCKET, str(pdfs), str(long_pdf_pages), json.dumps(PAGE_SIZES))
+    args = (endpoint, BUCKET, str(pdfs), str(long_pdf_pages), json.dumps(PAGE_SIZES), json.dumps(photo_size))
     return run_script(UPLOAD, *args, env=clean_env())
 
 
@@ -228,6 +242,7 @@ def run(
     concurrency: int = FULL["concurrency"],
     latency: float = FULL["latency"],
     long_pdf_pages: int = FULL["long_pdf_pages"],
+    photo_size: list[int] = FULL["photo_size"],
     repeat: int = FULL["repeat"],
 ) -> dict[str, Any]:
     """Every measurement of this benchmark; medians of ``repeat`` runs for the batches."""
@@ -237,7 +252,7 @@ def run(
         emulator_process("--latency", str(latency)) as slow,
         emulator_process() as fast,
     ):
-        sizes = upload(s3, pdfs, long_pdf_pages)
+        sizes = upload(s3, pdfs, long_pdf_pages, photo_size)
         connections = {"aiml_default": slow.base_url, "aiml_big": fast.base_url}
         servers = {"s3": s3_pid, "emulator": slow.process.pid}
         for _ in range(repeat):
@@ -295,7 +310,7 @@ def run(
             "baseline_rss_mb": long_run["baseline_rss_mb"],
             "wall_s": long_run["wall_s"],
         },
-        "photo": {"mb": sizes["photo"] / 1e6, **photo},
+        "photo": {"mb": sizes["photo"] / 1e6, "size": photo_size, **photo},
     }
     result["targets"] = _targets(result)
     return result
@@ -403,15 +418,36 @@ def report(result: dict[str, Any], img: str | None) -> list[str]:
         f"{long_pdf['max_rss_mb']:.0f} MB ({long_pdf['baseline_rss_mb']:.0f} MB before the run), "
         f"{long_pdf['wall_s']:.1f} s end to end. The pages are rendered one at a time; the request body holds "
         "every page's JPEG.",
-        f"- One {photo['mb']:.1f} MB JPEG (7000x5000) read from S3 and fitted: the process grew from "
-        f"{photo['before_mb']:.0f} to {photo['peak_mb']:.0f} MB; {photo['sent_bytes'] / 1e6:.2f} MB sent (base64).",
+        f"- One {photo['mb']:.1f} MB JPEG ({photo['size'][0]}x{photo['size'][1]}) read from S3 and fitted: the "
+        f"process grew from {photo['before_mb']:.0f} to {photo['peak_mb']:.0f} MB; "
+        f"{photo['sent_bytes'] / 1e6:.2f} MB sent (base64).",
         "",
     ]
+    if img:
+        lines += [f"![Batch duration, ideal and CPU floor per page size]({img})", ""]
     return lines
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
-    """No plot: the tables say it all."""
+    """Per page size: the batch's duration, the ideal and the CPU floor of this machine."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["batches"]
+    fig, axis = plt.subplots(figsize=(7, 3))
+    y = range(len(rows))
+    axis.barh([i - 0.25 for i in y], [r["ideal_s"] for r in rows], height=0.25, label="ideal", color="#bbbbbb")
+    axis.barh(list(y), [r["cpu_floor_s"] for r in rows], height=0.25, label="CPU floor", color="#ff7f0e")
+    axis.barh([i + 0.25 for i in y], [r["batch_s"] for r in rows], height=0.25, label="batch", color="#1f77b4")
+    axis.set_yticks(list(y), [f"{r['pdfs']:,} PDFs, {r['pages']} pages" for r in rows], fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel("seconds (lower is better)")
+    axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main() -> int:

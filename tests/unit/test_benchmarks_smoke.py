@@ -16,7 +16,14 @@ from typing import Any
 import pytest
 
 from benchmarks import __main__ as suite
-from benchmarks import batch_throughput, import_parse, overhead, streaming
+from benchmarks import (
+    batch_throughput,
+    embeddings_throughput,
+    files_throughput,
+    import_parse,
+    overhead,
+    streaming,
+)
 from benchmarks._common import has_module
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,6 +41,15 @@ SMOKE: dict[str, dict[str, Any]] = {  # the batch first: it takes as long as the
     overhead.NAME: {"sync_calls": 10, "async_calls": 16, "concurrency": 4, "repeat": 1, "warmup": 1},
     streaming.NAME: {"lines": 4, "chunk_delay": 0.002, "chunks": 40, "repeat": 1},
     import_parse.NAME: {"imports": 1, "parses": 1, "files": ["example_aiml_deferrable.py"]},
+    files_throughput.NAME: {
+        "pdfs": 3,
+        "concurrency": 2,
+        "latency": 0.01,
+        "long_pdf_pages": 3,
+        "photo_size": [600, 400],
+        "repeat": 1,
+    },
+    embeddings_throughput.NAME: {"texts": 40, "batch_size": 8, "concurrency": 2, "dimensions": 8, "repeat": 1},
 }
 
 
@@ -121,3 +137,23 @@ def test_every_example_dag_has_a_twin(path: Path) -> None:
     ast.parse(twin)
     assert "airflow_provider_aiml" not in twin
     assert "EmptyOperator" in twin or "@task" in twin
+
+
+def test_files_benchmark_runs_every_page_size_and_the_memory_checks(results: dict[str, Any]) -> None:
+    result = results[files_throughput.NAME]
+    assert [row["pages"] for row in result["batches"]] == list(files_throughput.PAGE_SIZES)
+    for row in result["batches"]:
+        assert positive(row["batch_s"])
+        assert positive(row["page_cpu_ms"])
+        assert positive(row["cpu_floor_s"])
+    assert positive(result["long_pdf"]["max_rss_mb"])
+    assert result["photo"]["sent_bytes"] > 0
+    assert "## Vision batches over files in S3" in files_throughput.report(result, None)
+
+
+def test_embeddings_benchmark_times_both_clients_over_the_same_requests(results: dict[str, Any]) -> None:
+    result = results[embeddings_throughput.NAME]
+    assert result["requests"] == 5  # 40 texts in requests of 8
+    assert positive(result["hook_s"])
+    assert positive(result["httpx_s"])
+    assert result["log_lines"] == 5  # one summary line per request
