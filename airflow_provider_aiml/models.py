@@ -264,6 +264,8 @@ class EmbeddingResult(_Strict):
     requests: int = 1
     """How many HTTP requests the texts were sent in."""
     latency_s: float = 0.0
+    client_request_id: str | None = None
+    """The ``X-Client-Request-Id`` of the (first) request."""
 
     @property
     def dimensions(self) -> int:
@@ -285,4 +287,5 @@ class EmbeddingResult(_Strict):
             usage=usage,
             requests=sum(part.requests for part in parts),
             latency_s=sum(part.latency_s for part in parts),
+            client_request_id=parts[0].client_request_id if parts else None,
         )

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -57,6 +57,8 @@ from airflow_provider_aiml.hooks.sizing import (
 )
 from airflow_provider_aiml.models import ChatCompletionResult, EmbeddingResult, StreamDelta
 
+R = TypeVar("R")
+Call = TypeVar("Call", "PreparedChat", "PreparedEmbeddings")
 CHAT_COMPLETIONS_PATH = "/chat/completions"
 EMBEDDINGS_PATH = "/embeddings"
 CONNECT_TIMEOUT = 10.0
@@ -343,17 +345,7 @@ class AimlApiHook(BaseHook):
 
     def send_chat(self, call: PreparedChat) -> ChatCompletionResult:
         """Send a call built by :meth:`prepare_chat` and wait for the whole answer (retrying what is transient)."""
-        client = self.get_conn()
-        attempt = 1
-        while True:
-            started = time.monotonic()
-            try:
-                with self._transport_errors(call):
-                    response = client.post(CHAT_COMPLETIONS_PATH, **call.request_args())
-                return self._finish(self._completion_from(response, call, started), attempt)
-            except AimlApiError as error:
-                self._sleep(self._delay_or_raise(error, attempt, call))
-                attempt += 1
+        return self._post(CHAT_COMPLETIONS_PATH, call, self._completion_from, self._finish)
 
     async def achat_completion(
         self,
@@ -370,17 +362,7 @@ class AimlApiHook(BaseHook):
 
     async def asend_chat(self, call: PreparedChat) -> ChatCompletionResult:
         """Send a call that was already validated and built (batch work prepares all of them up front)."""
-        client = await self.get_async_conn()
-        attempt = 1
-        while True:
-            started = time.monotonic()
-            try:
-                with self._transport_errors(call):
-                    response = await client.post(CHAT_COMPLETIONS_PATH, **call.request_args())
-                return self._finish(self._completion_from(response, call, started), attempt)
-            except AimlApiError as error:
-                await self._async_sleep(self._delay_or_raise(error, attempt, call))
-                attempt += 1
+        return await self._apost(CHAT_COMPLETIONS_PATH, call, self._completion_from, self._finish)
 
     def stream_chat_completion(
         self,
@@ -470,6 +452,46 @@ class AimlApiHook(BaseHook):
                 attempt += 1
 
     # --- shared pieces of the call paths --------------------------------------------------------------------
+
+    def _post(
+        self,
+        path: str,
+        call: Call,
+        parse: Callable[[httpx.Response, Call, float], R],
+        finish: Callable[[R, int], R],
+    ) -> R:
+        """POST a prepared call and parse the answer, retrying what the policy says is transient."""
+        client = self.get_conn()
+        attempt = 1
+        while True:
+            started = time.monotonic()
+            try:
+                with self._transport_errors(call):
+                    response = client.post(path, **call.request_args())
+                return finish(parse(response, call, started), attempt)
+            except AimlApiError as error:
+                self._sleep(self._delay_or_raise(error, attempt, call))
+                attempt += 1
+
+    async def _apost(
+        self,
+        path: str,
+        call: Call,
+        parse: Callable[[httpx.Response, Call, float], R],
+        finish: Callable[[R, int], R],
+    ) -> R:
+        """Async :meth:`_post`."""
+        client = await self.get_async_conn()
+        attempt = 1
+        while True:
+            started = time.monotonic()
+            try:
+                with self._transport_errors(call):
+                    response = await client.post(path, **call.request_args())
+                return finish(parse(response, call, started), attempt)
+            except AimlApiError as error:
+                await self._async_sleep(self._delay_or_raise(error, attempt, call))
+                attempt += 1
 
     def _sleep(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -621,31 +643,11 @@ class AimlApiHook(BaseHook):
 
     def send_embeddings(self, call: PreparedEmbeddings) -> EmbeddingResult:
         """Send one embeddings request and wait for its vectors (retrying what is transient)."""
-        client = self.get_conn()
-        attempt = 1
-        while True:
-            started = time.monotonic()
-            try:
-                with self._transport_errors(call):
-                    response = client.post(EMBEDDINGS_PATH, **call.request_args())
-                return self._finish_embeddings(self._embeddings_from(response, call, started), call, attempt)
-            except AimlApiError as error:
-                self._sleep(self._delay_or_raise(error, attempt, call))
-                attempt += 1
+        return self._post(EMBEDDINGS_PATH, call, self._embeddings_from, self._finish_embeddings)
 
     async def asend_embeddings(self, call: PreparedEmbeddings) -> EmbeddingResult:
         """Async :meth:`send_embeddings`."""
-        client = await self.get_async_conn()
-        attempt = 1
-        while True:
-            started = time.monotonic()
-            try:
-                with self._transport_errors(call):
-                    response = await client.post(EMBEDDINGS_PATH, **call.request_args())
-                return self._finish_embeddings(self._embeddings_from(response, call, started), call, attempt)
-            except AimlApiError as error:
-                await self._async_sleep(self._delay_or_raise(error, attempt, call))
-                attempt += 1
+        return await self._apost(EMBEDDINGS_PATH, call, self._embeddings_from, self._finish_embeddings)
 
     def _embeddings_from(self, response: httpx.Response, call: PreparedEmbeddings, started: float) -> EmbeddingResult:
         if response.status_code >= 400:
@@ -653,7 +655,7 @@ class AimlApiHook(BaseHook):
         info = CallInfo(call.model, call.client_request_id, response.headers, time.monotonic() - started)
         return parse_embeddings(response.content, call.request.size, info)
 
-    def _finish_embeddings(self, result: EmbeddingResult, call: PreparedEmbeddings, attempts: int) -> EmbeddingResult:
+    def _finish_embeddings(self, result: EmbeddingResult, attempts: int) -> EmbeddingResult:
         if self.log_calls:
             usage = result.usage
             self.log.info(
@@ -667,7 +669,7 @@ class AimlApiHook(BaseHook):
                 f"${usage.usd_spent:.6f}" if usage.usd_spent is not None else "unknown",
                 result.latency_s,
                 f" after {attempts} tries" if attempts > 1 else "",
-                call.client_request_id,
+                result.client_request_id,
             )
         return result
 

@@ -583,4 +583,5 @@ def parse_embeddings(body: bytes, count: int, call: CallInfo) -> EmbeddingResult
         vectors=vectors,  # type: ignore[arg-type]  # every slot was filled above
         usage=usage,
         latency_s=call.latency_s,
+        client_request_id=call.client_request_id,
     )

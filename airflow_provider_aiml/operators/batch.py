@@ -251,9 +251,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         for index, record in enumerate(records):
             scope = cast("Context", {**context, "record": record, "index": index})
             try:
-                prompt = None if prompt_template is None else _as_text(self._render(prompt_template, scope))
-                messages = None if self.messages is None else self.render_template(self.messages, scope, env)
-                images = None if self.images is None else self.render_template(self.images, scope, env)
+                prompt, messages, images = self._render_record(prompt_template, env, scope)
             except Exception as error:
                 raise AimlParameterError(
                     f"record {index}: the template failed to render: {type(error).__name__}: {error}"
@@ -344,9 +342,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         for index, file in enumerate(files):
             scope = cast("Context", {**context, "record": file, "index": index})
             try:
-                prompt = None if prompt_template is None else _as_text(self._render(prompt_template, scope))
-                messages = None if self.messages is None else self.render_template(self.messages, scope, env)
-                images = None if self.images is None else self.render_template(self.images, scope, env)
+                prompt, messages, images = self._render_record(prompt_template, env, scope)
                 text_only = build_messages(prompt=prompt, messages=messages, system_prompt=self.system_prompt)
                 if template_body is None:
                     request = build_chat_request(model, text_only, params, stream=False, extra_body=self.extra_body)
@@ -365,6 +361,13 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
             estimate = _estimate(text_only, budget_tokens) + FILE_TOKENS_ESTIMATE
             items.append(BatchItem(index, [], fingerprint, estimate, None, prepare, file.url))
         return items
+
+    def _render_record(self, prompt_template: Any, env: Any, scope: Context) -> tuple[Any, Any, Any]:
+        """One record's prompt (or messages) and images, rendered from the task's templates."""
+        prompt = None if prompt_template is None else _as_text(self._render(prompt_template, scope))
+        messages = None if self.messages is None else self.render_template(self.messages, scope, env)
+        images = None if self.images is None else self.render_template(self.images, scope, env)
+        return prompt, messages, images
 
     def _compile_prompt(self, env: Any) -> Any:
         """The prompt template, compiled once for all records (a file name is loaded like Airflow does)."""

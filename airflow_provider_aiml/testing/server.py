@@ -286,6 +286,26 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         finally:
             self._leave_chat()
 
+    def _admitted_body(self, route: str, body: bytes, fault: Fault | None) -> Any:
+        """Apply the faults that strike before an answer (reset, status, delay), check the key and decode the
+        JSON body; returns it, or ``_REFUSED`` once an answer (or a dropped connection) was sent."""
+        if fault is not None:
+            logger.debug("injecting fault %s into %s", fault.kind, route)
+        if fault is not None and fault.kind == "reset":
+            self._drop(abortive=True)
+        if fault is not None and fault.kind == "status":
+            self._send_fault_status(fault, route)
+            return _REFUSED
+        if fault is not None and fault.kind == "delay":
+            self._wait(fault.seconds)
+        if self._authorize(route) is None:
+            return _REFUSED
+        try:
+            return json.loads(body, parse_constant=_reject_constant)
+        except ValueError as exc:
+            self._send_legacy(400, f"{VALIDATION_MESSAGE} Expected a JSON object body, received invalid JSON ({exc})")
+            return _REFUSED
+
     def _leave_chat(self) -> None:
         """Count the chat request as finished (before its last bytes go out, so clients see it done)."""
         if self._in_chat:
@@ -294,21 +314,8 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
 
     def _chat_reply(self, route: str, body: bytes, fault: Fault | None) -> None:
         settings = self.server.settings
-        if fault is not None:
-            logger.debug("injecting fault %s into %s", fault.kind, route)
-        if fault is not None and fault.kind == "reset":
-            self._drop(abortive=True)
-        if fault is not None and fault.kind == "status":
-            self._send_fault_status(fault, route)
-            return
-        if fault is not None and fault.kind == "delay":
-            self._wait(fault.seconds)
-        if self._authorize(route) is None:
-            return
-        try:
-            payload = json.loads(body, parse_constant=_reject_constant)
-        except ValueError as exc:
-            self._send_legacy(400, f"{VALIDATION_MESSAGE} Expected a JSON object body, received invalid JSON ({exc})")
+        payload = self._admitted_body(route, body, fault)
+        if payload is _REFUSED:
             return
         errors = validate_chat_body(payload)
         if errors:
@@ -409,19 +416,8 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
     def _embeddings(self, route: str, body: bytes) -> None:
         """``POST /v1/embeddings``: the same faults, latency, auth and billing as chat, deterministic vectors."""
         fault = self.server.state.next_fault()
-        if fault is not None and fault.kind == "reset":
-            self._drop(abortive=True)
-        if fault is not None and fault.kind == "status":
-            self._send_fault_status(fault, route)
-            return
-        if fault is not None and fault.kind == "delay":
-            self._wait(fault.seconds)
-        if self._authorize(route) is None:
-            return
-        try:
-            payload = json.loads(body, parse_constant=_reject_constant)
-        except ValueError as exc:
-            self._send_legacy(400, f"{VALIDATION_MESSAGE} Expected a JSON object body, received invalid JSON ({exc})")
+        payload = self._admitted_body(route, body, fault)
+        if payload is _REFUSED:
             return
         problem = embedding_problem(payload)
         if problem is not None:
@@ -589,6 +585,10 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
     def _send_legacy(self, status: int, message: str) -> None:
         route = self.path.partition("?")[0]
         self._send(status, legacy_body(status, message, route, self._request_id), JSON_TYPE)
+
+
+_REFUSED = object()
+"""Returned by ``_admitted_body`` when the request was already answered."""
 
 
 def _dumps(payload: Any) -> bytes:

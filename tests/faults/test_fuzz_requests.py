@@ -42,9 +42,7 @@ BATCH_EXAMPLES = 150
 SUMMARY = BUILD_DIR / "fuzz-requests.json"
 VERDICTS: Counter[str] = Counter()
 # A complete 1x1 PNG: local files are decoded (to be fitted) before they are sent, so it must be a real image.
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
-)
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")
 
 # --- known provider gaps ------------------------------------------------------------------------------------
 # Each is reproduced by a strict xfail test in test_provider_gaps.py. The property tests count such an example
