@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from airflow_provider_aiml.models import ChatCompletionResult, Usage
 from airflow_provider_aiml.structured import reask_messages
 
 RETRIES_LOGGED_ONE_BY_ONE = 5
+PREPARER_THREADS = 2
 
 
 Prepared = tuple[list[dict[str, Any]], dict[str, Any] | None]
@@ -178,6 +180,7 @@ class BatchRunner:
         self._retries = 0
         self._stop_reason: str | None = None
         self._started = 0.0
+        self._preparer_pool: ThreadPoolExecutor | None = None
 
     async def run(self) -> BatchReport:
         """Run every pending record; returns when all settled or a budget stopped the batch."""
@@ -197,6 +200,8 @@ class BatchRunner:
                 await asyncio.gather(*(self._work() for _ in range(min(self.limits.concurrency, pending))))
             finally:
                 progress.cancel()
+                if self._preparer_pool is not None:
+                    self._preparer_pool.shutdown(wait=False, cancel_futures=True)
                 await self.hook.aclose()
                 if self.checkpoint is not None:
                     self.checkpoint.close()
@@ -231,11 +236,18 @@ class BatchRunner:
         item = self._queue.popleft()
         return item, asyncio.ensure_future(self._prepare(item))
 
+    def _preparers(self) -> ThreadPoolExecutor:
+        """The threads that read and render file records: few, as PDFium runs one page at a time anyway and
+        more threads only fight over the GIL with the event loop."""
+        if self._preparer_pool is None:
+            self._preparer_pool = ThreadPoolExecutor(max_workers=PREPARER_THREADS, thread_name_prefix="aiml-prepare")
+        return self._preparer_pool
+
     async def _prepare(self, item: BatchItem) -> Prepared | AimlApiError:
         if item.prepare is None:
             return item.messages, item.body
         try:
-            return await asyncio.to_thread(item.prepare)
+            return await asyncio.get_running_loop().run_in_executor(self._preparers(), item.prepare)
         except AimlApiError as error:  # a bad file fails its record, before any call is made for it
             return error
 

@@ -150,7 +150,7 @@ class AimlApiEmulator:
     # ------------------------------------------------------------------------------ driving
 
     def add_fault(self, fault: Fault, times: int = 1) -> None:
-        """Apply ``fault`` to the next ``times`` chat-completion requests (after earlier queued faults)."""
+        """Apply ``fault`` to the next ``times`` chat or embeddings requests (after earlier queued faults)."""
         self._state.add_fault(fault, times)
 
     def set_fault_rates(self, fault_rates: Mapping[Fault, float] | None, *, seed: int | None = None) -> None:
