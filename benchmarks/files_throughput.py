@@ -423,6 +423,13 @@ def report(result: dict[str, Any], img: str | None) -> list[str]:
         f"{photo['sent_bytes'] / 1e6:.2f} MB sent (base64).",
         "",
     ]
+    for row in result["batches"]:
+        lines.append(
+            f"- {row['pages']} pages: the CPU floor alone is {row['cpu_floor_s'] / row['ideal_s']:.1f}x the ideal, "
+            f"so the batch cannot come within {OVERHEAD_TARGET_PCT:.0f}% of it on this machine; it took "
+            f"{row['batch_s'] / row['cpu_floor_s']:.2f}x its floor (the client's Python work runs on one core)."
+        )
+    lines.append("")
     if img:
         lines += [f"![Batch duration, ideal and CPU floor per page size]({img})", ""]
     return lines
