@@ -166,6 +166,29 @@ def expand_inputs(
     return sorted(described, key=lambda file: file.url)
 
 
+def confine_local_files(files: Sequence[StoredFile], folder: str | os.PathLike[str] | None) -> None:
+    """Refuse local files (plain paths and ``file://``) outside ``folder`` once symlinks and ``..`` are resolved;
+    ``None`` allows any. Object storage is bounded by its connection's permissions instead."""
+    if folder is None:
+        return
+    root = Path(folder).resolve()
+    for file in files:
+        local = _local_path_of(file.path)
+        if local is not None and not local.resolve().is_relative_to(root):
+            raise AimlFileError(
+                f"input file {file.url!r} is not inside the DAG folder {str(root)!r}: local files named by a "
+                "templated value must be inside it. Set confine_images_to_dag_folder=False on the task or its "
+                "connection if every value is trusted."
+            )
+
+
+def _local_path_of(path: Any) -> Path | None:
+    if isinstance(path, Path):
+        return path
+    protocol = path.protocol if isinstance(path.protocol, str) else path.protocol[0]
+    return Path(str(path.path)) if protocol in ("file", "local") else None
+
+
 def write_jsonl(
     destination: str | os.PathLike[str], rows: Iterable[dict[str, Any]], *, conn_id: str | None = None
 ) -> str:

@@ -8,7 +8,6 @@ import json
 import os
 import threading
 from collections.abc import Coroutine, Iterable, Mapping, Sequence, Sized
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from airflow_provider_aiml.operators._arguments import check_positive, raise_parameter_error
@@ -301,19 +300,9 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
 
     def _confine(self, files: list[StoredFile]) -> None:
         """Local input files named by a templated value must lie in the DAG folder (see ``file_folder``)."""
-        from airflow_provider_aiml.exceptions import AimlFileError
+        from airflow_provider_aiml.storage import confine_local_files
 
-        folder = self.file_folder("inputs")
-        if folder is None:
-            return
-        root = Path(folder).resolve()
-        for file in files:
-            if isinstance(file.path, Path) and not file.path.resolve().is_relative_to(root):
-                raise AimlFileError(
-                    f"input file {file.url!r} is not inside the DAG folder {str(root)!r}: local files named by a "
-                    "templated value must be inside it. Set confine_images_to_dag_folder=False on the task or its "
-                    "connection if every value is trusted."
-                )
+        confine_local_files(files, self.file_folder("inputs"))
 
     def _build_file_items(self, context: Context, files: list[StoredFile]) -> list[BatchItem]:
         """Render and check every file record's prompt before the first call; the files themselves are read and

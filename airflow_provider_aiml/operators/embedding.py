@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_aiml import DEFAULT_CONN_ID
-from airflow_provider_aiml.operators._arguments import check_positive
+from airflow_provider_aiml.operators._arguments import check_flag, check_positive
 from airflow_provider_aiml.operators._base import task_client_request_id
 
 if TYPE_CHECKING:
@@ -39,6 +39,9 @@ class AimlEmbeddingOperator(BaseOperator):
     :param output_path: a local path or object-storage URL for the vectors (JSON Lines). Templated.
     :param storage_conn_id: the connection object-storage inputs and ``output_path`` are read and written with.
     :param max_files: file inputs beyond this many fail the task before any call.
+    :param confine_files_to_dag_folder: where local input files may be read from. ``True``: only inside the DAG
+        folder; ``False``: anywhere the worker can read; ``None`` (default): inside the DAG folder when
+        ``inputs`` is templated (Jinja, an XCom), anywhere for paths written as they are in the DAG file.
     """
 
     template_fields: Sequence[str] = ("inputs", "model", "output_path")
@@ -57,6 +60,7 @@ class AimlEmbeddingOperator(BaseOperator):
         output_path: str | None = None,
         storage_conn_id: str | None = None,
         max_files: int = 10_000,
+        confine_files_to_dag_folder: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -69,6 +73,8 @@ class AimlEmbeddingOperator(BaseOperator):
         self.output_path = output_path
         self.storage_conn_id = storage_conn_id
         self.max_files = max_files
+        self.confine_files_to_dag_folder = confine_files_to_dag_folder
+        self._inputs_templated = False
         self.check_arguments()
 
     def check_arguments(self) -> None:
@@ -77,6 +83,25 @@ class AimlEmbeddingOperator(BaseOperator):
         check_positive(self, "batch_size", whole=True, optional=False)
         check_positive(self, "concurrency", whole=True, optional=False)
         check_positive(self, "max_files", whole=True, optional=False)
+        check_flag(self, "confine_files_to_dag_folder", optional=True)
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render as Airflow does, noting first whether ``inputs`` is templated (see ``_folder``)."""
+        from airflow_provider_aiml.messages import is_literal
+
+        self._inputs_templated = not is_literal(self.inputs) or getattr(self, "_BaseOperator__from_mapped", False)
+        super().render_template_fields(context, jinja_env)
+
+    def _folder(self) -> str | None:
+        """The folder local input files must lie in, or ``None`` for anywhere."""
+        import os
+
+        confine = self.confine_files_to_dag_folder
+        if confine is None:
+            confine = self._inputs_templated
+        if not confine:
+            return None
+        return self.dag.folder if self.has_dag() else os.getcwd()
 
     def execute(self, context: Context) -> Any:
         from airflow_provider_aiml.hooks.aiml import AimlApiHook
@@ -140,7 +165,9 @@ class AimlEmbeddingOperator(BaseOperator):
 
     def _read(self, files: list[StoredFile]) -> tuple[list[str], list[str]]:
         from airflow_provider_aiml.exceptions import AimlFileError
+        from airflow_provider_aiml.storage import confine_local_files
 
+        confine_local_files(files, self._folder())
         texts = []
         for file in files:
             try:

@@ -40,7 +40,11 @@ with _dag("aiml_embed_files", inputs="", output_path=None):
         inputs="{{ params.inputs }}",
         output_path="{{ params.output_path }}",
         dimensions=64,
+        confine_files_to_dag_folder=False,
     )
+
+with _dag("aiml_embed_files_confined", inputs=""):
+    AimlEmbeddingOperator(task_id="embed", inputs="{{ params.inputs }}")
 
 with _dag("aiml_embed_decorator"):
 

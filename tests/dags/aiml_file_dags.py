@@ -82,3 +82,6 @@ with _dag("aiml_files_record_images", records=[]):
         images="{{ record.image_url }}",
         **FILE_ARGS,
     )
+
+with _dag("aiml_files_batch_confined", inputs=""):
+    AimlBatchChatCompletionOperator(task_id="batch", inputs="{{ params.inputs }}", prompt="Describe {{ record }}.")

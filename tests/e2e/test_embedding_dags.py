@@ -66,6 +66,15 @@ def test_text_files_are_embedded_one_per_file_with_their_source(dagbag, emulator
     assert all(len(line["embedding"]) == 64 for line in lines)
 
 
+def test_templated_local_files_outside_the_dag_folder_are_refused_before_any_request(dagbag, emulator, tmp_path):
+    (tmp_path / "secret.txt").write_text("not for the API")
+
+    dag_run = run(dagbag, "aiml_embed_files_confined", run_conf={"inputs": f"{tmp_path}/*.txt"})
+
+    assert dag_run.state == "failed"
+    assert emulator.requests == []
+
+
 def test_the_decorator_embeds_what_the_function_returns(dagbag, emulator):
     dag_run = run(dagbag, "aiml_embed_decorator")
 

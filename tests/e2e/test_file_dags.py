@@ -306,3 +306,13 @@ def test_product_photo_example_describes_the_bucket_and_writes_back_to_it(dagbag
         (image,) = images_sent(request.json)
         assert image.size[0] * image.size[1] <= 2_621_440
     assert xcom(dag_run, "return_value", "report").startswith(f"{len(photos)} of {len(photos)} photos described")
+
+
+@pytest.mark.parametrize("scheme", ["", "file://"])
+def test_templated_local_inputs_outside_the_dag_folder_are_refused_before_any_call(dagbag, emulator, tmp_path, scheme):
+    (tmp_path / "private.pdf").write_bytes(make_invoice_pdf(3, pages=1))
+
+    dag_run = run(dagbag, "aiml_files_batch_confined", run_conf={"inputs": f"{scheme}{tmp_path}/*.pdf"})
+
+    assert dag_run.state == "failed"
+    assert emulator.requests == []

@@ -571,3 +571,17 @@ def test_a_local_file_that_is_neither_image_nor_pdf_is_refused_naming_it(tmp_pat
 
     with pytest.raises(AimlFileError, match=r"is not a JPEG, PNG, GIF or WEBP image .* nor a PDF"):
         attachment_parts(str(notes))
+
+
+@pytest.mark.parametrize("scheme", ["", "file://"])
+def test_confine_local_files_refuses_files_outside_the_folder(tmp_path, scheme):
+    inside, outside = tmp_path / "dags", tmp_path / "elsewhere"
+    write(inside / "a.pdf", b"x")
+    write(outside / "b.pdf", b"y")
+    (inside / "link.pdf").symlink_to(outside / "b.pdf")
+
+    storage.confine_local_files(expand_inputs(f"{scheme}{inside}/a.pdf"), inside)
+    for name in (outside / "b.pdf", inside / "link.pdf"):
+        with pytest.raises(AimlFileError, match="is not inside the DAG folder"):
+            storage.confine_local_files(expand_inputs(f"{scheme}{name}"), inside)
+    storage.confine_local_files(expand_inputs(f"{scheme}{outside}/b.pdf"), None)
