@@ -263,9 +263,13 @@ class EmbeddingResult(_Strict):
     usage: Usage
     requests: int = 1
     """How many HTTP requests the texts were sent in."""
+    attempts: int = 1
+    """How many HTTP tries those requests took, retries included."""
     latency_s: float = 0.0
+    """Wall-clock seconds of the request, or of the whole call for a combined result."""
     client_request_id: str | None = None
-    """The ``X-Client-Request-Id`` of the (first) request."""
+    """The ``X-Client-Request-Id`` of the request; for a combined result, the call's id (each request appends
+    ``:b<n>``)."""
 
     @property
     def dimensions(self) -> int:
@@ -273,19 +277,27 @@ class EmbeddingResult(_Strict):
         return len(self.vectors[0]) if self.vectors else 0
 
     @classmethod
-    def combine(cls, parts: list[EmbeddingResult], requested_model: str) -> EmbeddingResult:
-        """The results of consecutive batches as one result, in order."""
+    def combine(
+        cls,
+        parts: list[EmbeddingResult],
+        requested_model: str,
+        *,
+        latency_s: float,
+        client_request_id: str | None,
+    ) -> EmbeddingResult:
+        """The results of consecutive batches as one result, in order, with their usage summed."""
         usage = Usage()
         vectors: list[list[float]] = []
         for part in parts:
             vectors.extend(part.vectors)
             usage = usage + part.usage
-        return cls(
+        return cls.model_construct(  # the parts were validated when they were parsed
             model=parts[0].model if parts else requested_model,
             requested_model=requested_model,
             vectors=vectors,
             usage=usage,
             requests=sum(part.requests for part in parts),
-            latency_s=sum(part.latency_s for part in parts),
-            client_request_id=parts[0].client_request_id if parts else None,
+            attempts=sum(part.attempts for part in parts),
+            latency_s=latency_s,
+            client_request_id=client_request_id,
         )

@@ -166,9 +166,10 @@ def expand_inputs(
     return sorted(described, key=lambda file: file.url)
 
 
-def confine_local_files(files: Sequence[StoredFile], folder: str | os.PathLike[str] | None) -> None:
+def confine_local_files(files: Sequence[StoredFile], folder: str | os.PathLike[str] | None, *, setting: str) -> None:
     """Refuse local files (plain paths and ``file://``) outside ``folder`` once symlinks and ``..`` are resolved;
-    ``None`` allows any. Object storage is bounded by its connection's permissions instead."""
+    ``None`` allows any. Object storage is bounded by its connection's permissions instead. ``setting`` says, for the
+    error message, which argument lifts the confinement."""
     if folder is None:
         return
     root = Path(folder).resolve()
@@ -177,8 +178,7 @@ def confine_local_files(files: Sequence[StoredFile], folder: str | os.PathLike[s
         if local is not None and not local.resolve().is_relative_to(root):
             raise AimlFileError(
                 f"input file {file.url!r} is not inside the DAG folder {str(root)!r}: local files named by a "
-                "templated value must be inside it. Set confine_images_to_dag_folder=False on the task or its "
-                "connection if every value is trusted."
+                f"templated value must be inside it. Set {setting} if every value is trusted."
             )
 
 

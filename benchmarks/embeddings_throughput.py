@@ -4,10 +4,10 @@
 
 The parent starts the emulator (its own process, no added latency) and one worker process that runs both
 clients in turns (a different order on every repetition): ``aembed`` over ``texts`` short texts (validation,
-batching into requests of ``batch_size``, retries armed, one summary line per request logged like a task
-does, parsing into vectors in input order), and bare httpx posting the very same bodies at the same
-concurrency and decoding the JSON. ``dimensions`` keeps the vectors short, so the emulator, which computes
-every vector, does not dominate both figures.
+batching into requests of ``batch_size``, retries armed, parsing into vectors in input order checked by index,
+the call's summary line logged through Airflow's task logging as a task does), and bare httpx posting the very
+same bodies at the same concurrency and decoding the JSON. ``dimensions`` keeps the vectors short, so the
+emulator, which computes every vector, does not dominate both figures.
 """
 
 from __future__ import annotations
@@ -103,8 +103,9 @@ def report(result: dict[str, Any], img: str | None) -> list[str]:
             ],
         ),
         "",
-        f"- The hook logged {result['log_lines']:,} summary lines through Airflow's task logging (one per request) "
-        "and checked every text and every answer's indexes; bare httpx only posts the bodies and decodes the JSON.",
+        f"- The hook logged {result['log_lines']:,} summary lines through Airflow's task logging (one per call) "
+        "and checked every text, every answer's indexes and every vector value; bare httpx only posts the bodies "
+        "and decodes the JSON.",
         "",
         *([f"![Texts per second of the hook and of bare httpx]({img})", ""] if img else []),
     ]

@@ -22,6 +22,7 @@ from airflow.sdk import BaseHook
 from airflow_provider_aiml.exceptions import (
     AimlApiError,
     AimlConfigurationError,
+    AimlParameterError,
     AimlResponseError,
     AimlTimeoutError,
     AimlTransportError,
@@ -55,7 +56,7 @@ from airflow_provider_aiml.hooks.sizing import (
     context_length_from,
     prompt_tokens_at_least,
 )
-from airflow_provider_aiml.models import ChatCompletionResult, EmbeddingResult, StreamDelta
+from airflow_provider_aiml.models import ChatCompletionResult, EmbeddingResult, StreamDelta, Usage
 
 R = TypeVar("R")
 Call = TypeVar("Call", "PreparedChat", "PreparedEmbeddings")
@@ -588,15 +589,22 @@ class AimlApiHook(BaseHook):
         batch_size: int = DEFAULT_EMBEDDING_BATCH,
         client_request_id: str | None = None,
     ) -> EmbeddingResult:
-        """The vectors of ``texts``, in order, sent ``batch_size`` texts a request (``POST /embeddings``).
+        """The vectors of ``texts``, in their order, sent ``batch_size`` texts a request (``POST /embeddings``).
+
+        Every text and option is checked before the first request; each request is retried like a chat call,
+        and the call logs one summary line (texts, requests, tokens and cost summed).
 
         :param model: the embedding model; the connection's ``embedding_model`` extra, else
             ``text-embedding-3-small``.
         :param dimensions: shorter vectors, for the models that allow it (the ``text-embedding-3`` ones).
+        :param batch_size: texts per request, at most 2,048. The default, 256, makes few requests for many short
+            texts while a request of long ones stays about 0.5 MB (see :data:`.building.DEFAULT_EMBEDDING_BATCH`).
         :param client_request_id: traces the requests in the API's logs (``:b<n>`` is appended per request).
         """
-        calls = self.prepare_embeddings(texts, model, dimensions, batch_size, client_request_id)
-        return EmbeddingResult.combine([self.send_embeddings(call) for call in calls], calls[0].model)
+        started = time.monotonic()
+        call_id, calls = self.prepare_embeddings(texts, model, dimensions, batch_size, client_request_id)
+        parts = [self.send_embeddings(call) for call in calls]
+        return self._embedded(parts, calls, call_id, started)
 
     async def aembed(
         self,
@@ -609,17 +617,37 @@ class AimlApiHook(BaseHook):
         concurrency: int | None = None,
     ) -> EmbeddingResult:
         """Async :meth:`embed`: the requests run concurrently, at most ``concurrency`` at once (the hook's
-        ``max_concurrency`` by default)."""
+        ``max_concurrency`` by default). When one fails for good, the requests not yet answered are cancelled,
+        so nothing more is sent (and billed) for a call that has failed."""
+        started = time.monotonic()
+        if concurrency is not None and (
+            isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+        ):
+            raise AimlParameterError(f"'concurrency' must be a whole number >= 1, got {concurrency!r}")
         await self.asettings()
-        calls = self.prepare_embeddings(texts, model, dimensions, batch_size, client_request_id)
+        call_id, calls = self.prepare_embeddings(texts, model, dimensions, batch_size, client_request_id)
         slots = asyncio.Semaphore(concurrency or self.max_concurrency)
+        failed = asyncio.Event()
 
         async def bounded(call: PreparedEmbeddings) -> EmbeddingResult:
             async with slots:
-                return await self.asend_embeddings(call)
+                if failed.is_set():
+                    raise _Abandoned
+                try:
+                    return await self.asend_embeddings(call)
+                except BaseException:
+                    failed.set()
+                    raise
 
-        results = await asyncio.gather(*(bounded(call) for call in calls))
-        return EmbeddingResult.combine(list(results), calls[0].model)
+        tasks = [asyncio.ensure_future(bounded(call)) for call in calls]
+        try:
+            parts = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return self._embedded(list(parts), calls, call_id, started)
 
     def prepare_embeddings(
         self,
@@ -628,26 +656,27 @@ class AimlApiHook(BaseHook):
         dimensions: int | None,
         batch_size: int,
         client_request_id: str | None,
-    ) -> list[PreparedEmbeddings]:
-        """Check the texts and options and build every request; nothing is sent."""
+    ) -> tuple[str, list[PreparedEmbeddings]]:
+        """Check the texts and options and build every request; nothing is sent. Returns the call's client
+        request id and the requests (each traced as ``<id>:b<n>`` when there are several)."""
         settings = self.settings
         chosen = model if model is not None else settings.embedding_model
         requests = build_embedding_requests(texts, chosen, dimensions, batch_size)
-        base_id = make_client_request_id(client_request_id) if client_request_id else new_client_request_id()
+        call_id = make_client_request_id(client_request_id) if client_request_id else new_client_request_id()
         calls = []
         for number, request in enumerate(requests):
             check_body_size(len(request.payload), settings.max_request_mb)
-            request_id = base_id if len(requests) == 1 else make_client_request_id(base_id, f"b{number}")
+            request_id = call_id if len(requests) == 1 else make_client_request_id(call_id, f"b{number}")
             calls.append(PreparedEmbeddings(request, request_id))
-        return calls
+        return call_id, calls
 
     def send_embeddings(self, call: PreparedEmbeddings) -> EmbeddingResult:
         """Send one embeddings request and wait for its vectors (retrying what is transient)."""
-        return self._post(EMBEDDINGS_PATH, call, self._embeddings_from, self._finish_embeddings)
+        return self._post(EMBEDDINGS_PATH, call, self._embeddings_from, _with_attempts)
 
     async def asend_embeddings(self, call: PreparedEmbeddings) -> EmbeddingResult:
         """Async :meth:`send_embeddings`."""
-        return await self._apost(EMBEDDINGS_PATH, call, self._embeddings_from, self._finish_embeddings)
+        return await self._apost(EMBEDDINGS_PATH, call, self._embeddings_from, _with_attempts)
 
     def _embeddings_from(self, response: httpx.Response, call: PreparedEmbeddings, started: float) -> EmbeddingResult:
         if response.status_code >= 400:
@@ -655,20 +684,29 @@ class AimlApiHook(BaseHook):
         info = CallInfo(call.model, call.client_request_id, response.headers, time.monotonic() - started)
         return parse_embeddings(response.content, call.request.size, info)
 
-    def _finish_embeddings(self, result: EmbeddingResult, attempts: int) -> EmbeddingResult:
+    def _embedded(
+        self, parts: list[EmbeddingResult], calls: list[PreparedEmbeddings], call_id: str, started: float
+    ) -> EmbeddingResult:
+        """The batches as one result, logged as the call's one summary line."""
+        result = EmbeddingResult.combine(
+            parts, calls[0].model, latency_s=time.monotonic() - started, client_request_id=call_id
+        )
         if self.log_calls:
             usage = result.usage
+            retries = result.attempts - result.requests
             self.log.info(
-                "AI/ML API embeddings %s -> %s: %d texts, %d dimensions, tokens %d, cost %s, %.2fs%s, "
-                "client request id %s",
+                "AI/ML API embeddings %s -> %s: %d texts in %d request%s, %d dimensions, tokens %d, cost %s, "
+                "%.2fs%s, client request id %s",
                 result.requested_model,
                 result.model,
                 len(result.vectors),
+                result.requests,
+                "" if result.requests == 1 else "s",
                 result.dimensions,
                 usage.total_tokens,
-                f"${usage.usd_spent:.6f}" if usage.usd_spent is not None else "unknown",
+                _cost_text(usage),
                 result.latency_s,
-                f" after {attempts} tries" if attempts > 1 else "",
+                f", {retries} {'retry' if retries == 1 else 'retries'}" if retries else "",
                 result.client_request_id,
             )
         return result
@@ -731,6 +769,24 @@ class AimlApiHook(BaseHook):
 
     def _get(self, url: str, timeout: float) -> httpx.Response:
         return self.get_conn().get(url, timeout=timeout)
+
+
+class _Abandoned(Exception):
+    """A request of a call that already failed: not sent (the call raises the first failure)."""
+
+
+def _cost_text(usage: Usage) -> str:
+    """The cost of an embeddings call as its summary line shows it: to 8 decimals, as embeddings are cheap (a
+    short text costs well under a millionth of a dollar)."""
+    if usage.usd_spent is None:
+        return "unknown"
+    credits = f" ({usage.credits_used} credits)" if usage.credits_used is not None else ""
+    return f"${usage.usd_spent:.8f}{credits}"
+
+
+def _with_attempts(result: EmbeddingResult, attempts: int) -> EmbeddingResult:
+    """One request's result with the tries it took (the call logs one line for all its requests)."""
+    return result if attempts == 1 else result.model_copy(update={"attempts": attempts})
 
 
 def _catalog_url(settings: ConnectionSettings, model: str) -> str:

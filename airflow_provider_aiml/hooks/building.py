@@ -328,8 +328,10 @@ def new_client_request_id() -> str:
 # --- embeddings -----------------------------------------------------------------------------------------------
 
 DEFAULT_EMBEDDING_BATCH = 256
-"""Texts per ``/embeddings`` request: few requests for many short texts, while one request (and its retry) stays
-small: 256 paragraphs of 2,000 characters are about 0.5 MB and 130,000 tokens."""
+"""Texts per ``/embeddings`` request. Large enough that the per-request cost (a round trip, a log line's worth of
+bookkeeping) is spread thin: 100,000 short texts are 391 requests. Small enough that one request stays modest
+when the texts are long (256 paragraphs of 2,000 characters are about 0.5 MB and 130,000 tokens), so a retried
+request re-sends little, and well under the endpoint's 2,048 inputs."""
 MAX_EMBEDDING_BATCH = 2048
 """The most inputs one request may carry (the limit of the OpenAI-shaped endpoint the API follows)."""
 
@@ -354,9 +356,9 @@ def build_embedding_requests(
         raise AimlParameterError("'texts' is empty: there is nothing to embed")
     for index, text in enumerate(texts):
         if not isinstance(text, str):
-            raise AimlParameterError(f"text {index} is a {type(text).__name__}, not a string")
+            raise AimlParameterError(f"text {index} must be a string, got {type(text).__name__}")
         if not text.strip():
-            raise AimlParameterError(f"text {index} is empty; the API refuses empty inputs")
+            raise AimlParameterError(f"text {index} is empty or only whitespace: there is nothing to embed")
     if not isinstance(model, str) or not model.strip():
         raise AimlParameterError(f"'model' must be a model id, got {model!r}")
     if dimensions is not None and (isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1):

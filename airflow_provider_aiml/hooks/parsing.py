@@ -1,4 +1,4 @@
-"""The one place that reads the API's answers: completions, SSE streams, usage and cost, and error bodies.
+"""The one place that reads the API's answers: completions, SSE streams, embeddings, usage and cost, error bodies.
 
 Nothing here does I/O. Whatever the bytes are (a model family's variant shape, an HTML error page, a truncated
 body, a cut stream), the result is a :class:`ChatCompletionResult` or one of the provider's own exceptions.
@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
+
+from pydantic import ValidationError
 
 from airflow_provider_aiml.exceptions import (
     AimlResponseError,
@@ -548,7 +550,11 @@ def _partial_suffix(text: str, tag: str) -> int:
 
 
 def parse_embeddings(body: bytes, count: int, call: CallInfo) -> EmbeddingResult:
-    """Parse an ``/embeddings`` answer into ``count`` vectors in input order (by each item's ``index``)."""
+    """Parse an ``/embeddings`` answer into ``count`` vectors in input order.
+
+    The API's items carry the ``index`` of their input; the answer is put in order by it, and a missing,
+    repeated or out-of-range index is an :class:`AimlResponseError` rather than a silent shift of vectors.
+    """
     try:
         payload = json.loads(body)
     except ValueError:
@@ -559,7 +565,7 @@ def parse_embeddings(body: bytes, count: int, call: CallInfo) -> EmbeddingResult
     if not isinstance(data, list):
         problem = _clip(_payload_message(payload)) if isinstance(payload, dict) else type(payload).__name__
         raise _response_error(f"The API's embeddings answer has no data list{': ' + problem if problem else ''}", call)
-    vectors: list[list[float] | None] = [None] * count
+    vectors: list[Any] = [None] * count
     try:
         for position, item in enumerate(data):
             index = item.get("index", position)
@@ -570,18 +576,27 @@ def parse_embeddings(body: bytes, count: int, call: CallInfo) -> EmbeddingResult
             vector = item["embedding"]
             if not isinstance(vector, list) or not vector:
                 raise ValueError(f"the vector of index {index} is not a list of numbers")
-            vectors[index] = [float(value) for value in vector]
+            vectors[index] = vector
         missing = [index for index, vector in enumerate(vectors) if vector is None]
         if missing:
             raise ValueError(f"no vector for index {missing[0]} ({len(missing)} of {count} missing)")
         usage = parse_usage(payload.get("usage"), _meta_usage(payload), call.headers)
     except (TypeError, ValueError, KeyError, AttributeError) as error:
         raise _response_error(f"The API's embeddings answer has an unexpected shape: {error}", call) from None
-    return EmbeddingResult(
-        model=str(payload.get("model") or call.requested_model),
-        requested_model=call.requested_model,
-        vectors=vectors,  # type: ignore[arg-type]  # every slot was filled above
-        usage=usage,
-        latency_s=call.latency_s,
-        client_request_id=call.client_request_id,
-    )
+    try:
+        return EmbeddingResult(  # validates every value of every vector as a number (strings, booleans refused)
+            model=str(payload.get("model") or call.requested_model),
+            requested_model=call.requested_model,
+            vectors=vectors,
+            usage=usage,
+            latency_s=call.latency_s,
+            client_request_id=call.client_request_id,
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise _response_error(
+            f"The API's embeddings answer has an unexpected shape: {where} is {type(first['input']).__name__}, "
+            "not a number",
+            call,
+        ) from None

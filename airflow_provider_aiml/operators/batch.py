@@ -302,7 +302,11 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         """Local input files named by a templated value must lie in the DAG folder (see ``file_folder``)."""
         from airflow_provider_aiml.storage import confine_local_files
 
-        confine_local_files(files, self.file_folder("inputs"))
+        confine_local_files(
+            files,
+            self.file_folder("inputs"),
+            setting="confine_images_to_dag_folder=False on the task or its connection",
+        )
 
     def _build_file_items(self, context: Context, files: list[StoredFile]) -> list[BatchItem]:
         """Render and check every file record's prompt before the first call; the files themselves are read and

@@ -26,8 +26,9 @@ class AimlEmbeddingOperator(BaseOperator):
     ``inputs`` is a list of strings (usually an upstream XCom), or files: a glob or storage URL
     (``"s3://bucket/docs/*.txt"``) or a list of paths, each file's UTF-8 text being one input. XCom
     ``return_value`` is the list of vectors aligned with the inputs and ``usage`` the tokens and cost. With
-    ``output_path`` the vectors go to a JSON Lines file instead (``{"index", "source", "embedding"}`` per line)
-    and ``return_value`` is a manifest ``{path, records, dimensions, model, usage}``.
+    ``output_path`` the vectors go to a JSON Lines file instead (``{"index", "embedding"}`` per line, plus
+    ``"source"``, the file's URL, for file inputs) and ``return_value`` is a manifest
+    ``{path, records, dimensions, model, usage}``.
 
     :param inputs: the texts, or the files. Templated.
     :param aiml_conn_id: connection of type ``aimlapi``.
@@ -127,16 +128,7 @@ class AimlEmbeddingOperator(BaseOperator):
             finally:
                 await hook.aclose()
 
-        result = run_coroutine(embed())
-        self.log.info(
-            "Embedded %d texts with %s in %d requests: %d dimensions, %d tokens, cost %s",
-            len(texts),
-            result.model,
-            result.requests,
-            result.dimensions,
-            result.usage.total_tokens,
-            f"${result.usage.usd_spent:.6f}" if result.usage.usd_spent is not None else "unknown",
-        )
+        result = run_coroutine(embed())  # the hook logs the call's summary line (texts, requests, tokens, cost)
         if self.do_xcom_push:
             context["ti"].xcom_push(key="usage", value=result.usage.model_dump())
         if not self.output_path:
@@ -167,7 +159,7 @@ class AimlEmbeddingOperator(BaseOperator):
         from airflow_provider_aiml.exceptions import AimlFileError
         from airflow_provider_aiml.storage import confine_local_files
 
-        confine_local_files(files, self._folder())
+        confine_local_files(files, self._folder(), setting="confine_files_to_dag_folder=False on the task")
         texts = []
         for file in files:
             try:
@@ -183,7 +175,9 @@ class AimlEmbeddingOperator(BaseOperator):
 
         assert self.output_path is not None
         rows = (
-            {"index": index, "source": sources[index] if sources else None, "embedding": vector}
+            {"index": index, "source": sources[index], "embedding": vector}
+            if sources
+            else {"index": index, "embedding": vector}
             for index, vector in enumerate(vectors)
         )
         location = write_jsonl(self.output_path, rows, conn_id=self.storage_conn_id)

@@ -47,6 +47,26 @@ def _chat_model(
     }
 
 
+def _embedding_model(model_id: str, *, name: str, description: str, released: str) -> dict[str, Any]:
+    """An embedding model as ``/v1/models`` lists it (served on ``POST /v1/embeddings``)."""
+    return {
+        "id": model_id,
+        "info": {
+            "releasedAt": released,
+            "name": name,
+            "developer": "Open AI",
+            "description": description,
+            "contextLength": 8192,
+            "url": "",
+            "docsUrl": f"{_DOCS}/embedding-models/openai/{model_id}",
+            "docsJson": _docs_json(model_id, "openai/embeddings"),
+        },
+        "type": "embedding",
+        "aliases": [f"openai/{model_id}"],
+        "tags": ["tier:tier_2"],
+    }
+
+
 MODELS: tuple[dict[str, Any], ...] = (
     _chat_model(
         "alibaba/qwen3-vl-32b-thinking",
@@ -139,6 +159,24 @@ MODELS: tuple[dict[str, Any], ...] = (
         "aliases": ["gpt-image-1"],
         "tags": ["playground:image", "tier:tier_2"],
     },
+    _embedding_model(
+        "text-embedding-3-small",
+        name="Text Embedding 3 Small",
+        description="Compact embedding model, 1,536 dimensions (shorter with dimensions).",
+        released="2024-01-25",
+    ),
+    _embedding_model(
+        "text-embedding-3-large",
+        name="Text Embedding 3 Large",
+        description="Larger embedding model, 3,072 dimensions (shorter with dimensions).",
+        released="2024-01-25",
+    ),
+    _embedding_model(
+        "text-embedding-ada-002",
+        name="Text Embedding Ada 002",
+        description="The earlier embedding model, 1,536 dimensions.",
+        released="2022-12-15",
+    ),
 )
 
 

@@ -7,55 +7,98 @@ library only, like the rest of the emulator.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 import random
+import struct
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_provider_aiml.testing.replies import count_tokens
+from airflow_provider_aiml.testing.catalog import find_model
+from airflow_provider_aiml.testing.error_bodies import VALIDATION_MESSAGE
+from airflow_provider_aiml.testing.replies import CREDITS_PER_USD, count_tokens
+from airflow_provider_aiml.testing.validation import json_kind
 
 NATIVE_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 SHORTENABLE = frozenset({"text-embedding-3-small", "text-embedding-3-large"})
 """Models that accept ``dimensions`` (ada-002 does not)."""
 USD_PER_MILLION_TOKENS = {"text-embedding-3-small": 0.02, "text-embedding-3-large": 0.13, "text-embedding-ada-002": 0.1}
 MAX_INPUTS = 2048
-CREDITS_PER_USD = 2_000_000
+ENCODINGS = ("float", "base64")
+
+Problem = tuple[int, str]
+"""An HTTP status and the error message the API answers with."""
 
 
 def model_id(model: str) -> str:
-    """The catalog id of a requested model (``openai/text-embedding-3-small`` works too)."""
-    return model.removeprefix("openai/")
+    """The catalog id of a requested embedding model (an alias such as ``openai/text-embedding-3-small`` works
+    too); the requested name unchanged when the catalog has no embedding model of that name."""
+    entry = find_model(model)
+    return str(entry["id"]) if entry is not None and entry["type"] == "embedding" else model
 
 
-def embedding_problem(payload: Any) -> tuple[int, str] | None:
-    """The status and message the API would refuse this body with, or ``None`` when it is fine."""
+def embedding_problem(payload: Any) -> Problem | None:
+    """The status and message the API would refuse this body with, or ``None`` when it is fine.
+
+    Shape errors (400) come first, then an unknown model (404, as for chat), then ``dimensions`` (400)."""
     if not isinstance(payload, Mapping):
-        return 400, "Body validation error! Expected an object body"
+        return _invalid("object", json_kind(payload), "body")
     model = payload.get("model")
-    if not isinstance(model, str) or not model:
-        return 400, "Body validation error! 'model': Required"
+    if not isinstance(model, str) or not model.strip():
+        return _invalid("non-empty string", _received(payload, "model"), "model")
+    problem = _input_problem(payload) or _encoding_problem(payload)
+    if problem is not None:
+        return problem
     if model_id(model) not in NATIVE_DIMENSIONS:
-        return 404, f"Model {model} not found"
+        return 404, f"Model {model} not found. The available models are listed at GET /v1/models."
+    return _dimensions_problem(model_id(model), payload.get("dimensions"))
+
+
+def _input_problem(payload: Mapping[str, Any]) -> Problem | None:
     inputs = payload.get("input")
-    items = [inputs] if isinstance(inputs, str) else inputs
-    if not isinstance(items, list) or not items:
-        return 400, "Body validation error! 'input': Expected a string or a non-empty array of strings"
-    if len(items) > MAX_INPUTS:
-        return 400, f"Body validation error! 'input': Array must contain at most {MAX_INPUTS} element(s)"
-    for index, item in enumerate(items):
+    if isinstance(inputs, str):
+        return _invalid("non-empty string", "''", "input") if not inputs else None
+    if not isinstance(inputs, list):
+        return _invalid("string | array of strings", _received(payload, "input"), "input")
+    if not 1 <= len(inputs) <= MAX_INPUTS:
+        return _invalid(f"array of 1 to {MAX_INPUTS} strings", f"{len(inputs)} items", "input")
+    for index, item in enumerate(inputs):
         if not isinstance(item, str):
-            return 400, f"Body validation error! 'input.{index}': Expected string, received {type(item).__name__}"
+            return _invalid("string", json_kind(item), f"input[{index}]")
         if not item:
-            return 400, f"Body validation error! 'input.{index}': String must contain at least 1 character(s)"
-    dimensions = payload.get("dimensions")
-    if dimensions is not None:
-        native = NATIVE_DIMENSIONS[model_id(model)]
-        if model_id(model) not in SHORTENABLE:
-            return 400, f"Body validation error! 'dimensions' is not supported by {model}"
-        if isinstance(dimensions, bool) or not isinstance(dimensions, int) or not 1 <= dimensions <= native:
-            return 400, f"Body validation error! 'dimensions': Number must be between 1 and {native}"
+            return _invalid("non-empty string", "''", f"input[{index}]")
     return None
+
+
+def _encoding_problem(payload: Mapping[str, Any]) -> Problem | None:
+    encoding = payload.get("encoding_format")
+    if encoding is None or encoding in ENCODINGS:
+        return None
+    return _invalid(" | ".join(repr(name) for name in ENCODINGS), repr(encoding), "encoding_format")
+
+
+def _dimensions_problem(model: str, dimensions: Any) -> Problem | None:
+    if dimensions is None:
+        return None
+    if model not in SHORTENABLE:
+        expected = f"no value ({model} does not support dimensions, it always answers {NATIVE_DIMENSIONS[model]})"
+        return _invalid(expected, repr(dimensions), "dimensions")
+    native = NATIVE_DIMENSIONS[model]
+    if isinstance(dimensions, bool) or not isinstance(dimensions, int):
+        return _invalid("integer", json_kind(dimensions), "dimensions")
+    if not 1 <= dimensions <= native:
+        return _invalid(f"integer between 1 and {native}", str(dimensions), "dimensions")
+    return None
+
+
+def _received(payload: Mapping[str, Any], key: str) -> str:
+    return "undefined" if key not in payload else json_kind(payload[key])
+
+
+def _invalid(expected: str, received: str, path: str) -> Problem:
+    """A 400 worded like the chat validation errors."""
+    return 400, f'{VALIDATION_MESSAGE} Expected {expected}, received {received} at "{path}"'
 
 
 def embedding_response(payload: Mapping[str, Any]) -> tuple[dict[str, Any], int, float]:
@@ -64,9 +107,10 @@ def embedding_response(payload: Mapping[str, Any]) -> tuple[dict[str, Any], int,
     inputs = payload["input"]
     items = [inputs] if isinstance(inputs, str) else list(inputs)
     size = payload.get("dimensions") or NATIVE_DIMENSIONS[model]
+    as_base64 = payload.get("encoding_format") == "base64"
     tokens = sum(count_tokens(item) for item in items)
     data = [
-        {"object": "embedding", "index": index, "embedding": vector_for(item, model, size)}
+        {"object": "embedding", "index": index, "embedding": _encoded(vector_for(item, model, size), as_base64)}
         for index, item in enumerate(items)
     ]
     document = {
@@ -75,7 +119,7 @@ def embedding_response(payload: Mapping[str, Any]) -> tuple[dict[str, Any], int,
         "model": model,
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
-    return document, tokens, tokens * USD_PER_MILLION_TOKENS[model] / 1e6
+    return document, tokens, usd_for(model, tokens)
 
 
 def vector_for(text: str, model: str, size: int) -> list[float]:
@@ -87,6 +131,18 @@ def vector_for(text: str, model: str, size: int) -> list[float]:
     return [round(value / norm, 6) for value in values]
 
 
+def _encoded(vector: list[float], as_base64: bool) -> list[float] | str:
+    """The vector as floats, or (``encoding_format: base64``) as base64 of little-endian float32 values."""
+    if not as_base64:
+        return vector
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+
+
+def usd_for(model: str, tokens: int) -> float:
+    """What ``tokens`` input tokens of ``model`` cost in USD (``USD_PER_MILLION_TOKENS``)."""
+    return round(tokens * USD_PER_MILLION_TOKENS[model] / 1e6, 9)
+
+
 def credits_for(usd: float) -> int:
-    """Whole credits of a USD amount, at least one for any paid call."""
-    return max(1, round(usd * CREDITS_PER_USD)) if usd > 0 else 0
+    """Whole credits of a USD amount, rounded up (at least one for any paid call)."""
+    return math.ceil(round(usd * CREDITS_PER_USD, 6)) if usd > 0 else 0

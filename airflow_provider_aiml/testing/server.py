@@ -346,6 +346,12 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
                 ("x-aimlapi-credits-used", str(completion.credits)),
                 ("x-aimlapi-usd-spent", format_usd(completion.usd)),
             ]
+        self._send_answer(encoded, headers, fault, completion.credits)
+
+    def _send_answer(self, encoded: bytes, headers: list[tuple[str, str]], fault: Fault | None, credits: int) -> None:
+        """Send a 200 JSON answer (chat or embeddings), applying the faults that strike its body: half the JSON
+        (``malformed_json``), half the body then a closed connection (``cut_stream``), or the body in slow
+        pieces (``slow_stream``). Only an answer delivered whole is billed."""
         kind = fault.kind if fault is not None else None
         if kind == "malformed_json":
             self._send(200, encoded[: max(1, len(encoded) // 2)], JSON_TYPE, headers)
@@ -361,11 +367,11 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
                 if start:
                     self._wait(fault.seconds)
                 if start + step >= len(encoded):
-                    self.server.state.bill(completion.credits)
+                    self.server.state.bill(credits)
                     self._leave_chat()
                 self.wfile.write(encoded[start : start + step])
         else:
-            self.server.state.bill(completion.credits)
+            self.server.state.bill(credits)
             self._send(200, encoded, JSON_TYPE, headers)
 
     def _stream_reply(self, completion: Completion, completion_id: str, created: int, fault: Fault | None) -> None:
@@ -429,12 +435,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         headers: list[tuple[str, str]] = []
         if self.server.settings.cost_headers:
             headers += [("x-aimlapi-credits-used", str(credits)), ("x-aimlapi-usd-spent", format_usd(usd))]
-        encoded = _dumps(document)
-        if fault is not None and fault.kind == "malformed_json":
-            self._send(200, encoded[: max(1, len(encoded) // 2)], JSON_TYPE, headers)
-            return
-        self.server.state.bill(credits)
-        self._send(200, encoded, JSON_TYPE, headers)
+        self._send_answer(_dumps(document), headers, fault, credits)
 
     def _send_fault_status(self, fault: Fault, route: str) -> None:
         status = fault.code or 500

@@ -49,6 +49,7 @@ class EmulatorState:
         self._in_flight = 0
         self._max_in_flight = 0
         self._chat_count = 0
+        self._embeddings_count = 0
         self._credits = 0
         self._billed_requests = 0
         self._override: ReplyOverride | None = None
@@ -64,6 +65,8 @@ class EmulatorState:
             self._log.append(request)
             if request.is_chat:
                 self._chat_count += 1
+            elif request.is_embeddings:
+                self._embeddings_count += 1
             return token
 
     def complete(self, token: int, status: int | None) -> None:
@@ -81,7 +84,7 @@ class EmulatorState:
     # -- faults -------------------------------------------------------------------------------
 
     def add_fault(self, fault: Fault, times: int = 1) -> int:
-        """Queue ``fault`` for the next ``times`` chat requests; returns the queue length."""
+        """Queue ``fault`` for the next ``times`` chat or embeddings requests; returns the queue length."""
         if not isinstance(fault, Fault):
             raise TypeError(f"expected a Fault, got {fault!r}")
         if isinstance(times, bool) or not isinstance(times, int) or times < 1:
@@ -99,7 +102,7 @@ class EmulatorState:
             self._rng = random.Random(self._seed)
 
     def next_fault(self) -> Fault | None:
-        """The fault for the chat request being handled: queued first, then a random one."""
+        """The fault for the chat or embeddings request being handled: queued first, then a random one."""
         with self._lock:
             if self._faults:
                 return self._faults.popleft()
@@ -203,6 +206,7 @@ class EmulatorState:
             self._max_in_flight = self._in_flight
             self._connections = 0
             self._chat_count = 0
+            self._embeddings_count = 0
             self._credits = 0
             self._billed_requests = 0
             self._override = None
@@ -213,6 +217,7 @@ class EmulatorState:
             return {
                 "requests": len(self._log),
                 "chat_requests": self._chat_count,
+                "embedding_requests": self._embeddings_count,
                 "in_flight": self._in_flight,
                 "max_in_flight": self._max_in_flight,
                 "connections_opened": self._connections,

@@ -24,7 +24,8 @@ def validate_chat_body(body: Any) -> list[str]:
     return _Checker().run(body)
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """The JSON type name of a decoded value (``number``, ``array``...), as the validation errors say it."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -44,7 +45,7 @@ def _show(value: Any) -> str:
     if isinstance(value, str):
         return repr(value if len(value) <= 40 else value[:37] + "...")
     if isinstance(value, bool) or value is None or isinstance(value, list | Mapping):
-        return _kind(value)
+        return json_kind(value)
     return repr(value)
 
 
@@ -61,11 +62,11 @@ class _Checker:
 
     def run(self, body: Any) -> list[str]:
         if not isinstance(body, Mapping):
-            self.fail("object", _kind(body), "body")
+            self.fail("object", json_kind(body), "body")
             return self.errors
         model = body.get("model")
         if not isinstance(model, str):
-            self.fail("string", "undefined" if "model" not in body else _kind(model), "model")
+            self.fail("string", "undefined" if "model" not in body else json_kind(model), "model")
         elif not model.strip():
             self.fail("non-empty string", "''", "model")
         self._messages(body)
@@ -79,7 +80,7 @@ class _Checker:
         self._number(body, "repetition_penalty", nullable=True)
         for key in ("stream", "parallel_tool_calls"):
             if key in body and not isinstance(body[key], bool):
-                self.fail("boolean", _kind(body[key]), key)
+                self.fail("boolean", json_kind(body[key]), key)
         self._stop(body)
         self._stream_options(body)
         self._tools(body)
@@ -106,7 +107,7 @@ class _Checker:
             return
         expected = "integer" if integer else "number"
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(expected, _kind(value), key)
+            self.fail(expected, json_kind(value), key)
             return
         if not math.isfinite(value):
             self.fail(expected, "non-finite number", key)
@@ -124,7 +125,7 @@ class _Checker:
                 self.fail("string", "undefined", path)
             return False
         if not isinstance(container[key], str):
-            self.fail("string", _kind(container[key]), path)
+            self.fail("string", json_kind(container[key]), path)
             return False
         return True
 
@@ -138,13 +139,13 @@ class _Checker:
         if "include_usage" not in options:
             self.fail("boolean", "undefined", "stream_options.include_usage")
         elif not isinstance(options["include_usage"], bool):
-            self.fail("boolean", _kind(options["include_usage"]), "stream_options.include_usage")
+            self.fail("boolean", json_kind(options["include_usage"]), "stream_options.include_usage")
         for key in sorted(set(options) - {"include_usage"}):
-            self.fail("never", _kind(options[key]), f"stream_options.{key}")
+            self.fail("never", json_kind(options[key]), f"stream_options.{key}")
 
     def _object(self, value: Any, path: str) -> TypeGuard[Mapping[str, Any]]:
         if not isinstance(value, Mapping):
-            self.fail("object", _kind(value), path)
+            self.fail("object", json_kind(value), path)
             return False
         return True
 
@@ -153,7 +154,7 @@ class _Checker:
     def _messages(self, body: Mapping[str, Any]) -> None:
         messages = body.get("messages")
         if not isinstance(messages, list):
-            self.fail("array", "undefined" if "messages" not in body else _kind(messages), "messages")
+            self.fail("array", "undefined" if "messages" not in body else json_kind(messages), "messages")
             return
         if not messages:
             self.fail("array with at least 1 item", "0 items", "messages")
@@ -193,7 +194,7 @@ class _Checker:
             return False
         calls = message["tool_calls"]
         if not isinstance(calls, list):
-            self.fail("array", _kind(calls), f"{path}.tool_calls")
+            self.fail("array", json_kind(calls), f"{path}.tool_calls")
             return False
         for index, call in enumerate(calls):
             call_path = f"{path}.tool_calls[{index}]"
@@ -217,7 +218,7 @@ class _Checker:
         if isinstance(content, str):
             return
         if not isinstance(content, list):
-            self.fail("string | array", _kind(content), path)
+            self.fail("string | array", json_kind(content), path)
             return
         for index, part in enumerate(content):
             self._part(part, f"{path}[{index}]", parts)
@@ -249,20 +250,20 @@ class _Checker:
             return
         stop = body["stop"]
         if not isinstance(stop, list):
-            self.fail("string | array | null", _kind(stop), "stop")
+            self.fail("string | array | null", json_kind(stop), "stop")
             return
         if len(stop) > MAX_STOP:
             self.fail(f"array with at most {MAX_STOP} items", f"{len(stop)} items", "stop")
         for index, item in enumerate(stop):
             if not isinstance(item, str):
-                self.fail("string", _kind(item), f"stop[{index}]")
+                self.fail("string", json_kind(item), f"stop[{index}]")
 
     def _tools(self, body: Mapping[str, Any]) -> None:
         if "tools" not in body:
             return
         tools = body["tools"]
         if not isinstance(tools, list):
-            self.fail("array", _kind(tools), "tools")
+            self.fail("array", json_kind(tools), "tools")
             return
         if len(tools) > MAX_TOOLS:
             self.fail(f"array with at most {MAX_TOOLS} items", f"{len(tools)} items", "tools")
@@ -284,7 +285,7 @@ class _Checker:
                 self._object(function["parameters"], f"{path}.function.parameters")
             strict = function.get("strict")
             if strict is not None and not isinstance(strict, bool):
-                self.fail("boolean | null", _kind(strict), f"{path}.function.strict")
+                self.fail("boolean | null", json_kind(strict), f"{path}.function.strict")
 
     def _name(self, container: Mapping[str, Any], path: str) -> None:
         if self._string(container, "name", path, required=True) and not NAME_PATTERN.match(container["name"]):
@@ -299,7 +300,7 @@ class _Checker:
                 self.fail(_one_of(TOOL_CHOICES), _show(choice), "tool_choice")
             return
         if not isinstance(choice, Mapping):
-            self.fail("string | object", _kind(choice), "tool_choice")
+            self.fail("string | object", json_kind(choice), "tool_choice")
             return
         if choice.get("type") != "function":
             self.fail("'function'", _show(choice.get("type")), "tool_choice.type")
@@ -337,6 +338,6 @@ class _Checker:
             self._object(spec["schema"], "response_format.json_schema.schema")
         strict = spec.get("strict")
         if strict is not None and not isinstance(strict, bool):
-            self.fail("boolean | null", _kind(strict), "response_format.json_schema.strict")
+            self.fail("boolean | null", json_kind(strict), "response_format.json_schema.strict")
         if "description" in spec:
             self._string(spec, "description", "response_format.json_schema.description", required=False)

@@ -56,3 +56,12 @@ with _dag("aiml_embed_decorator"):
 
 with _dag("aiml_embed_invalid"):
     AimlEmbeddingOperator(task_id="embed", inputs=["fine", ""])
+
+with _dag("aiml_embed_s3", inputs="", output_path=None):
+    # Its own storage connection: Airflow caches one filesystem per connection id for the whole process.
+    AimlEmbeddingOperator(
+        task_id="embed",
+        inputs="{{ params.inputs }}",
+        output_path="{{ params.output_path }}",
+        storage_conn_id="aws_embed",
+    )

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_aiml.testing import AimlApiEmulator
+from airflow_provider_aiml.testing import AimlApiEmulator, Fault
 from tests.dags.aiml_embedding_dags import TEXTS
 from tests.e2e.test_operator_dags import run, xcom
+from tests.s3_server import S3Server, aws_connection_env
+
+BUCKET = "aiml-embeddings"
 
 
 @pytest.fixture
@@ -35,6 +39,18 @@ def test_the_operator_embeds_an_xcom_list_in_batches_aligned_with_it(dagbag, emu
     assert usage["usd_spent"] > 0
 
 
+def test_a_transient_fault_is_retried_inside_the_task_and_the_usage_counts_only_billed_requests(dagbag, emulator):
+    emulator.add_fault(Fault.status(429), times=1)
+
+    dag_run = run(dagbag, "aiml_embed_operator", run_conf={"output_path": None})
+
+    assert dag_run.state == "success"
+    assert len(emulator.embedding_requests) == 5  # four batches, one of them tried twice
+    assert [request.status for request in emulator.embedding_requests].count(429) == 1
+    assert xcom(dag_run, "usage", "embed")["credits_used"] == emulator.credits_used  # the 429 was not billed
+    assert xcom(dag_run, "return_value", "embed") == embedded_directly(emulator, TEXTS)
+
+
 def test_output_path_writes_json_lines_and_xcom_holds_the_manifest(dagbag, emulator, tmp_path):
     output = tmp_path / "vectors" / "out.jsonl"
 
@@ -46,7 +62,8 @@ def test_output_path_writes_json_lines_and_xcom_holds_the_manifest(dagbag, emula
     assert (manifest["records"], manifest["dimensions"], manifest["model"]) == (30, 1536, "text-embedding-3-small")
     lines = [json.loads(line) for line in output.read_text().splitlines()]
     assert [line["index"] for line in lines] == list(range(30))
-    assert all(line["source"] is None and len(line["embedding"]) == 1536 for line in lines)
+    assert all(set(line) == {"index", "embedding"} and len(line["embedding"]) == 1536 for line in lines)
+    assert [line["embedding"] for line in lines] == embedded_directly(emulator, TEXTS)
 
 
 def test_text_files_are_embedded_one_per_file_with_their_source(dagbag, emulator, tmp_path):
@@ -64,6 +81,36 @@ def test_text_files_are_embedded_one_per_file_with_their_source(dagbag, emulator
     lines = [json.loads(line) for line in output.read_text().splitlines()]
     assert [line["source"] for line in lines] == [str(folder / name) for name in ("a.txt", "b.txt", "c.txt")]
     assert all(len(line["embedding"]) == 64 for line in lines)
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    with S3Server() as server:
+        server.create_bucket(BUCKET)
+        yield server
+
+
+def test_s3_text_files_are_embedded_and_the_vectors_written_back_to_s3(dagbag, emulator, s3, monkeypatch):
+    for name, value in aws_connection_env("aws_embed", s3.endpoint_url).items():
+        monkeypatch.setenv(name, value)
+    texts = {"docs/2.txt": "a blue kettle", "docs/1.txt": "a red kettle", "docs/notes.md": "not matched"}
+    for key, text in texts.items():
+        s3.put(BUCKET, key, text.encode())
+    output = f"s3://{BUCKET}/vectors/run.jsonl"
+
+    dag_run = run(dagbag, "aiml_embed_s3", run_conf={"inputs": f"s3://{BUCKET}/docs/*.txt", "output_path": output})
+
+    assert dag_run.state == "success"
+    assert sent_inputs(emulator) == [["a red kettle", "a blue kettle"]]
+    manifest = xcom(dag_run, "return_value", "embed")
+    assert manifest["path"] == output
+    assert (manifest["records"], manifest["dimensions"]) == (2, 1536)
+    lines = [json.loads(line) for line in s3.get(BUCKET, "vectors/run.jsonl").decode().splitlines()]
+    assert [(line["index"], line["source"]) for line in lines] == [
+        (0, f"s3://{BUCKET}/docs/1.txt"),
+        (1, f"s3://{BUCKET}/docs/2.txt"),
+    ]
+    assert [line["embedding"] for line in lines] == embedded_directly(emulator, ["a red kettle", "a blue kettle"])
 
 
 def test_templated_local_files_outside_the_dag_folder_are_refused_before_any_request(dagbag, emulator, tmp_path):

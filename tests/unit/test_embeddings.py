@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import httpx
 import pytest
@@ -10,9 +11,14 @@ import respx
 
 from airflow_provider_aiml.exceptions import (
     AimlAuthenticationError,
+    AimlBadRequestError,
+    AimlNotFoundError,
     AimlParameterError,
+    AimlPermissionError,
     AimlResponseError,
     AimlServerError,
+    AimlTimeoutError,
+    AimlTransportError,
 )
 from airflow_provider_aiml.hooks.aiml import AimlApiHook
 from airflow_provider_aiml.models import DEFAULT_EMBEDDING_MODEL
@@ -116,8 +122,10 @@ async def test_aembed_runs_the_batches_concurrently_within_the_limit_and_keeps_t
     [
         ("just one string", {}, "'texts' must be a list of strings, got str"),
         ([], {}, "'texts' is empty"),
-        (["ok", 3], {}, "text 1 is a int, not a string"),
-        (["ok", "  "], {}, "text 1 is empty"),
+        (["ok", 3], {}, "text 1 must be a string, got int"),
+        (["ok", "fine", None], {}, "text 2 must be a string, got NoneType"),
+        (["ok", ""], {}, "text 1 is empty or only whitespace"),
+        (["ok", " \n "], {}, "text 1 is empty or only whitespace"),
         (["ok"], {"dimensions": 0}, "'dimensions' must be a whole number >= 1, got 0"),
         (["ok"], {"dimensions": True}, "'dimensions' must be a whole number >= 1, got True"),
         (["ok"], {"batch_size": 5000}, "'batch_size' must be a whole number from 1 to 2048, got 5000"),
@@ -129,6 +137,16 @@ def test_bad_input_is_refused_before_anything_is_sent(hook, api, texts, kwargs, 
 
     with pytest.raises(AimlParameterError, match=message):
         hook.embed(texts, **kwargs)
+
+    assert route.call_count == 0
+
+
+@pytest.mark.parametrize("concurrency", [0, -1, 2.0, True])
+async def test_aembed_refuses_a_bad_concurrency_before_sending(hook, api, concurrency):
+    route = api.post(EMBEDDINGS_URL).mock(side_effect=answer)
+
+    with pytest.raises(AimlParameterError, match="'concurrency' must be a whole number >= 1"):
+        await hook.aembed(["a"], concurrency=concurrency)
 
     assert route.call_count == 0
 
@@ -200,19 +218,156 @@ def test_an_answer_that_does_not_match_the_inputs_is_a_response_error(hook, api,
         hook.embed(["a", "b"])
 
 
-def test_one_summary_line_per_request(hook, api, capsys):
+def test_one_summary_line_per_call_with_the_usage_of_every_request_summed(hook, api, capsys):
     api.post(EMBEDDINGS_URL).mock(side_effect=answer)
 
-    hook.embed(["a", "b", "c"], batch_size=2, client_request_id="r")
+    result = hook.embed(["a b", "c", "d e f"], batch_size=2, client_request_id="r")
 
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if "AI/ML API embeddings" in line]
-    assert len(lines) == 2
-    assert f"AI/ML API embeddings {DEFAULT_EMBEDDING_MODEL} -> text-embedding-3-small: 2 texts, " in lines[0]
-    assert "3 dimensions" in lines[0]
-    assert "client request id r:b0" in lines[0]
-    assert "client request id r:b1" in lines[1]
+    assert len(lines) == 1
+    assert (
+        f"AI/ML API embeddings {DEFAULT_EMBEDDING_MODEL} -> text-embedding-3-small: 3 texts in 2 requests, "
+        "3 dimensions, tokens 6, cost $0.00000600" in lines[0]
+    )
+    assert re.search(r"tokens 6, cost \$0\.00000600 \(12 credits\), \d+\.\d\ds, client request id r(\s|$)", lines[0])
+    assert "retries" not in lines[0]
+    assert (result.requests, result.attempts, result.client_request_id) == (2, 2, "r")
     assert TEST_API_KEY not in out
+
+
+def test_the_summary_line_counts_the_retries_and_no_log_line_shows_the_key(hook, api, capsys):
+    replies = iter([httpx.Response(429, json={"message": f"slow down {TEST_API_KEY}", "statusCode": "429"})])
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        return next(replies, None) or answer(request)
+
+    api.post(EMBEDDINGS_URL).mock(side_effect=respond)
+
+    result = hook.embed(["a", "b", "c"], batch_size=2, client_request_id="r")
+
+    out = capsys.readouterr().out
+    (summary,) = [line for line in out.splitlines() if "AI/ML API embeddings" in line]
+    assert "3 texts in 2 requests" in summary
+    assert re.search(r"s, 1 retry, client request id r(\s|$)", summary)
+    assert "AI/ML API call r:b0 failed (AI/ML API error 429 Too Many Requests: slow down ***); retry 1 of 2" in out
+    assert (result.requests, result.attempts) == (2, 3)
+    assert TEST_API_KEY not in out
+
+
+def test_log_calls_false_logs_no_summary(api, capsys):
+    api.post(EMBEDDINGS_URL).mock(side_effect=answer)
+
+    AimlApiHook(log_calls=False).embed(["a"])
+
+    assert "AI/ML API embeddings" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_each_transient_status_is_retried_until_it_passes(hook, api, retry_waits, status):
+    replies = iter([httpx.Response(status, json={"message": "busy", "statusCode": str(status)})] * 2)
+    route = api.post(EMBEDDINGS_URL).mock(side_effect=lambda request: next(replies, None) or answer(request))
+
+    result = hook.embed(["a b"])
+
+    assert route.call_count == 3
+    assert len(retry_waits) == 2
+    assert result.vectors == [[3.0, 0.0, 0.5]]
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "body", "message"),
+    [
+        (
+            400,
+            AimlBadRequestError,
+            {"message": "Body validation error! 'input.0': Required", "statusCode": "400"},
+            "'input.0': Required",
+        ),
+        (
+            401,
+            AimlAuthenticationError,
+            {
+                "title": "Unauthorized",
+                "status": 401,
+                "error": {"name": "UnauthorizedException", "message": "This request requires a valid API key."},
+            },
+            "This request requires a valid API key.",
+        ),
+        (403, AimlPermissionError, {"message": "You've run out of credits.", "statusCode": 403}, "run out of credits"),
+        (404, AimlNotFoundError, {"message": "Model acme/embedder not found", "statusCode": "404"}, "not found"),
+    ],
+)
+def test_permanent_errors_carry_the_apis_own_message_and_are_not_retried(hook, api, status, error, body, message):
+    route = api.post(EMBEDDINGS_URL).mock(return_value=httpx.Response(status, json=body))
+
+    with pytest.raises(error, match=message) as raised:
+        hook.embed(["a"], client_request_id="run-1")
+
+    assert route.call_count == 1
+    assert raised.value.status_code == status
+    assert raised.value.client_request_id == "run-1"
+
+
+@pytest.mark.parametrize(
+    ("network_error", "error", "message"),
+    [
+        (httpx.ConnectError("connection refused"), AimlTransportError, "ConnectError: connection refused"),
+        (httpx.ReadTimeout("timed out"), AimlTimeoutError, "No answer from the AI/ML API within"),
+    ],
+)
+def test_network_errors_become_the_providers_own_after_the_retries(hook, api, network_error, error, message):
+    route = api.post(EMBEDDINGS_URL).mock(side_effect=network_error)
+
+    with pytest.raises(error, match=message) as raised:
+        hook.embed(["a"])
+
+    assert route.call_count == 3
+    assert TEST_API_KEY not in str(raised.value)
+    assert raised.value.__cause__ is None
+    assert raised.value.__suppress_context__  # httpx's error, which may quote the request, is not chained
+
+
+async def test_aembed_retries_too(hook, api, retry_waits):
+    replies = iter([httpx.Response(503, json={"message": "busy"})])
+    route = api.post(EMBEDDINGS_URL).mock(side_effect=lambda request: next(replies, None) or answer(request))
+
+    result = await hook.aembed(["a", "b", "c"], batch_size=1, concurrency=1)
+    await hook.aclose()
+
+    assert route.call_count == 4
+    assert len(retry_waits) == 1
+    assert (result.requests, result.attempts) == (3, 4)
+    assert [vector[0] for vector in result.vectors] == [1.0, 1.0, 1.0]
+
+
+async def test_aembed_stops_sending_once_a_request_fails_for_good(hook, api):
+    route = api.post(EMBEDDINGS_URL).mock(
+        return_value=httpx.Response(400, json={"message": "Body validation error!", "statusCode": "400"})
+    )
+
+    with pytest.raises(AimlBadRequestError, match="Body validation error!"):
+        await hook.aembed([f"text {i}" for i in range(10)], batch_size=2, concurrency=1)
+    await hook.aclose()
+
+    assert route.call_count == 1  # the four requests queued behind the failed one were never sent
+
+
+def test_a_vector_value_that_is_not_a_number_is_a_response_error(hook, api):
+    data = [{"index": 0, "embedding": [0.1, "0.2"]}]
+    api.post(EMBEDDINGS_URL).mock(return_value=httpx.Response(200, json={"data": data, "model": "m"}))
+
+    with pytest.raises(AimlResponseError, match=r"vectors\.0\.1 is str, not a number"):
+        hook.embed(["a"])
+
+
+def test_a_body_that_is_not_json_is_a_response_error_and_not_retried(hook, api):
+    route = api.post(EMBEDDINGS_URL).mock(return_value=httpx.Response(200, content=b'{"data": [{"ind'))
+
+    with pytest.raises(AimlResponseError, match="not JSON"):
+        hook.embed(["a"])
+
+    assert route.call_count == 1
 
 
 def test_the_connection_extra_sets_the_default_embedding_model(api, monkeypatch):

@@ -116,6 +116,30 @@ def test_task_decorators_are_registered():
 
     from airflow_provider_aiml.decorators.aiml import aiml_task
     from airflow_provider_aiml.decorators.aiml_batch import aiml_batch_task
+    from airflow_provider_aiml.decorators.aiml_embed import aiml_embed_task
 
     assert task.aiml is aiml_task
     assert task.aiml_batch is aiml_batch_task
+    assert task.aiml_embed is aiml_embed_task
+
+
+def test_importing_the_embedding_operator_and_decorator_loads_no_hook_storage_or_batch_module():
+    code = (
+        "import sys\n"
+        "import airflow.sdk\n"
+        "before = set(sys.modules)\n"
+        "import airflow_provider_aiml.decorators.aiml_embed\n"
+        "new = set(sys.modules) - before\n"
+        "print('LOADED', sorted(m for m in new if m.startswith('airflow_provider_aiml')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = next(line for line in out.splitlines() if line.startswith("LOADED"))
+    assert ast.literal_eval(loaded.removeprefix("LOADED ")) == [
+        "airflow_provider_aiml.decorators",
+        "airflow_provider_aiml.decorators.aiml_embed",
+        "airflow_provider_aiml.operators",
+        "airflow_provider_aiml.operators._arguments",
+        "airflow_provider_aiml.operators._base",
+        "airflow_provider_aiml.operators.embedding",
+        "airflow_provider_aiml.parameters",
+    ]

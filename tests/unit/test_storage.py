@@ -580,8 +580,9 @@ def test_confine_local_files_refuses_files_outside_the_folder(tmp_path, scheme):
     write(outside / "b.pdf", b"y")
     (inside / "link.pdf").symlink_to(outside / "b.pdf")
 
-    storage.confine_local_files(expand_inputs(f"{scheme}{inside}/a.pdf"), inside)
+    setting = "lift_it=False"
+    storage.confine_local_files(expand_inputs(f"{scheme}{inside}/a.pdf"), inside, setting=setting)
     for name in (outside / "b.pdf", inside / "link.pdf"):
-        with pytest.raises(AimlFileError, match="is not inside the DAG folder"):
-            storage.confine_local_files(expand_inputs(f"{scheme}{name}"), inside)
-    storage.confine_local_files(expand_inputs(f"{scheme}{outside}/b.pdf"), None)
+        with pytest.raises(AimlFileError, match=r"is not inside the DAG folder .* Set lift_it=False if"):
+            storage.confine_local_files(expand_inputs(f"{scheme}{name}"), inside, setting=setting)
+    storage.confine_local_files(expand_inputs(f"{scheme}{outside}/b.pdf"), None, setting=setting)
