@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_aiml.batch.checkpoint import Checkpoint
 from airflow_provider_aiml.batch.limits import AdaptiveConcurrency, RateLimits
@@ -27,10 +27,21 @@ from airflow_provider_aiml.structured import reask_messages
 
 RETRIES_LOGGED_ONE_BY_ONE = 5
 PREPARER_THREADS = 2
+READER_THREADS = 8
 
 
 Prepared = tuple[list[dict[str, Any]], dict[str, Any] | None]
 """A record's messages and request body."""
+
+
+class Preparation(Protocol):
+    """How a file record becomes its request, in two stages run on different threads."""
+
+    def fetch(self) -> Any:
+        """Read what the record needs (waits on storage)."""
+
+    def build(self, fetched: Any) -> Prepared:
+        """Turn what was read into the messages and body (uses the CPU)."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +55,8 @@ class BatchItem:
     estimated_tokens: float = 0.0
     body: dict[str, Any] | None = None
     """The request body, built and checked before the batch started (``None``: built at call time)."""
-    prepare: Callable[[], Prepared] | None = None
-    """For a file record: reads and renders the file into the messages and body, in a worker thread, while other
+    prepare: Preparation | None = None
+    """For a file record: reads and renders the file into the messages and body, on worker threads, while other
     records' calls are in flight (so 1,000 PDFs are never all in memory)."""
     source: str | None = None
     """The file a record came from, for the results."""
@@ -180,7 +191,7 @@ class BatchRunner:
         self._retries = 0
         self._stop_reason: str | None = None
         self._started = 0.0
-        self._preparer_pool: ThreadPoolExecutor | None = None
+        self._pools: dict[str, ThreadPoolExecutor] = {}
 
     async def run(self) -> BatchReport:
         """Run every pending record; returns when all settled or a budget stopped the batch."""
@@ -200,8 +211,8 @@ class BatchRunner:
                 await asyncio.gather(*(self._work() for _ in range(min(self.limits.concurrency, pending))))
             finally:
                 progress.cancel()
-                if self._preparer_pool is not None:
-                    self._preparer_pool.shutdown(wait=False, cancel_futures=True)
+                for pool in self._pools.values():
+                    pool.shutdown(wait=False, cancel_futures=True)
                 await self.hook.aclose()
                 if self.checkpoint is not None:
                     self.checkpoint.close()
@@ -236,18 +247,23 @@ class BatchRunner:
         item = self._queue.popleft()
         return item, asyncio.ensure_future(self._prepare(item))
 
-    def _preparers(self) -> ThreadPoolExecutor:
-        """The threads that read and render file records: few, as PDFium runs one page at a time anyway and
-        more threads only fight over the GIL with the event loop."""
-        if self._preparer_pool is None:
-            self._preparer_pool = ThreadPoolExecutor(max_workers=PREPARER_THREADS, thread_name_prefix="aiml-prepare")
-        return self._preparer_pool
+    def _pool(self, stage: str) -> ThreadPoolExecutor:
+        """The threads of a preparation stage. ``read``: many, as they mostly wait on storage, so one slow read
+        does not hold up the rendering. ``prepare``: few, as PDFium renders one page at a time anyway and more
+        threads only fight over the GIL with the event loop."""
+        pool = self._pools.get(stage)
+        if pool is None:
+            workers = READER_THREADS if stage == "read" else PREPARER_THREADS
+            pool = self._pools[stage] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"aiml-{stage}")
+        return pool
 
     async def _prepare(self, item: BatchItem) -> Prepared | AimlApiError:
         if item.prepare is None:
             return item.messages, item.body
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._preparers(), item.prepare)
+            loop = asyncio.get_running_loop()
+            fetched = await loop.run_in_executor(self._pool("read"), item.prepare.fetch)
+            return await loop.run_in_executor(self._pool("prepare"), item.prepare.build, fetched)
         except AimlApiError as error:  # a bad file fails its record, before any call is made for it
             return error
 

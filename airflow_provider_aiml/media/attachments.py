@@ -89,8 +89,17 @@ def locate(source: Any, options: MediaOptions = MediaOptions()) -> StoredFile:
 
 def file_parts(file: StoredFile, options: MediaOptions = MediaOptions()) -> list[dict[str, Any]]:
     """Read a file and turn it into parts; its type comes from its bytes."""
-    data = file.read_bytes(MAX_FILE_BYTES)
-    name = file.url
+    return data_parts(read_file(file), file.url, options)
+
+
+def read_file(file: StoredFile) -> bytes:
+    """A file's bytes, refused over the largest file an attachment may be (``MAX_FILE_BYTES``)."""
+    return file.read_bytes(MAX_FILE_BYTES)
+
+
+def data_parts(data: bytes, name: str, options: MediaOptions = MediaOptions()) -> list[dict[str, Any]]:
+    """The parts of a file already read (``name`` is how errors and logs call it): a PDF's pages, or the image
+    fitted to the limits; any other type is an :class:`AimlFileError`."""
     if is_pdf(data):
         with opened_pdf(data, name, options.pdf) as pdf:
             return list(pdf.parts(options.image_limits))

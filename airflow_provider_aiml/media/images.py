@@ -125,7 +125,7 @@ def encode_image(image: Any, *, has_alpha: bool | None = None) -> tuple[bytes, s
     if alpha:
         image.save(buffer, "PNG")
         return buffer.getvalue(), "image/png"
-    if image.mode not in ("RGB", "L"):
+    if image.mode not in ("RGB", "RGBX", "L"):
         image = image.convert("RGB")
     image.save(buffer, "JPEG", quality=JPEG_QUALITY, optimize=False)
     return buffer.getvalue(), "image/jpeg"

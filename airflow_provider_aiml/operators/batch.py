@@ -489,7 +489,8 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
 
 
 class _FilePreparation:
-    """Builds one file record's messages and body when its turn comes (in a worker thread)."""
+    """Builds one file record's messages and body when its turn comes: :meth:`fetch` reads the file (waiting on
+    storage, on a reader thread), :meth:`build` renders it and builds the body (on a preparer thread)."""
 
     def __init__(
         self,
@@ -511,12 +512,17 @@ class _FilePreparation:
         self.model = model
         self.max_request_mb = max_request_mb
 
-    def __call__(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def fetch(self) -> bytes:
+        from airflow_provider_aiml.media.attachments import read_file
+
+        return read_file(self.file)
+
+    def build(self, data: bytes) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         from airflow_provider_aiml.hooks.building import with_messages
-        from airflow_provider_aiml.media.attachments import attachment_parts
+        from airflow_provider_aiml.media.attachments import attachment_parts, data_parts
         from airflow_provider_aiml.messages import as_image_list
 
-        parts = attachment_parts(self.file, self.media)
+        parts = data_parts(data, self.file.url, self.media)
         for image in as_image_list(self.images):
             parts.extend(attachment_parts(image, self.media))
         messages = _attach(self.text_only, parts, self.file)

@@ -271,3 +271,44 @@ def test_without_resumed_records_the_final_line_has_this_try_only(aiml_emulator,
     assert f"this try: 2 calls, tokens {report.usage.total_tokens} (" in final
     assert "in all" not in final
     assert ("cached" in final) == (report.usage.cached_tokens > 0)
+
+
+class _SlowRead:
+    """A file record whose read takes ``read_s``; notes which thread rendered it."""
+
+    def __init__(self, index: int, read_s: float, built: list[int]) -> None:
+        self.index, self.read_s, self.built = index, read_s, built
+
+    def fetch(self) -> bytes:
+        import time
+
+        time.sleep(self.read_s)
+        return f"record {self.index}".encode()
+
+    def build(self, fetched: bytes) -> tuple[list[dict[str, Any]], None]:
+        import threading
+
+        assert threading.current_thread().name.startswith("aiml-prepare")
+        self.built.append(self.index)
+        return [{"role": "user", "content": fetched.decode()}], None
+
+
+def test_slow_reads_do_not_hold_up_the_records_already_read(aiml_emulator, monkeypatch):
+    runner = _runner(aiml_emulator, monkeypatch, 0, concurrency=4)
+    built: list[int] = []
+    runner._queue.extend(
+        BatchItem(i, [], f"fp{i}", 100, None, _SlowRead(i, 1.0 if i < 2 else 0.0, built)) for i in range(8)
+    )
+    runner.total = 8
+
+    report = asyncio.run(runner.run())
+
+    assert len(report.outcomes) == 8
+    assert not report.failed
+    # Records 0 and 1 wait a second on storage; meanwhile the six others are read, rendered and answered
+    # (rendering waiting behind reads would put 0 and 1 among the first built).
+    assert sorted(built[:6]) == [2, 3, 4, 5, 6, 7]
+    assert [r.json["messages"][0]["content"] for r in aiml_emulator.chat_requests][-2:] in (
+        ["record 0", "record 1"],
+        ["record 1", "record 0"],
+    )

@@ -211,6 +211,22 @@ def test_the_rendered_size_follows_the_dpi(dpi, size):
     assert abs(height - size[1]) <= 1
 
 
+def test_a_rendered_page_keeps_its_colours():
+    pdf = FPDF(unit="mm", format=SMALL_PAGE)
+    pdf.add_page()
+    pdf.set_fill_color(220, 30, 30)  # red on the left half, blue on the right
+    pdf.rect(0, 0, pdf.w / 2, pdf.h, style="F")
+    pdf.set_fill_color(30, 30, 220)
+    pdf.rect(pdf.w / 2, 0, pdf.w / 2, pdf.h, style="F")
+
+    image = image_of(all_parts(bytes(pdf.output()), PdfOptions(text="never"))[1]).convert("RGB")
+
+    red, blue = image.getpixel((10, image.height // 2)), image.getpixel((image.width - 10, image.height // 2))
+    # channels in the right order (PDFium's native order is BGR)
+    assert (red[0] > 180, red[2] < 80) == (True, True), red
+    assert (blue[2] > 180, blue[0] < 80) == (True, True), blue
+
+
 def test_a_scanned_page_in_auto_gives_its_label_alone_and_its_image():
     parts = all_parts(make_pdf(["typed page", SCANNED]))
 
