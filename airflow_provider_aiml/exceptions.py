@@ -112,6 +112,12 @@ class AimlBatchError(AimlApiError):
     """A batch ended with failed or unrun records; the results obtained are in XCom all the same."""
 
 
+class AimlAgentError(AimlPermanentError):
+    """An agent run stopped: ``max_steps`` reached, too many tool errors, or a budget spent. Retrying would
+    replay the same recorded steps to the same end, so the task fails without Airflow retries; the steps and
+    usage so far are in XCom."""
+
+
 class AimlStatusError(AimlApiError):
     """The API answered with an HTTP error status."""
 

@@ -36,6 +36,8 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_aiml.operators.chat",
                     "airflow_provider_aiml.operators.batch",
                     "airflow_provider_aiml.operators.embedding",
+                    "airflow_provider_aiml.operators.agent",
+                    "airflow_provider_aiml.operators.branch",
                 ],
             }
         ],
@@ -43,6 +45,8 @@ def get_provider_info() -> dict[str, Any]:
             {"name": "aiml", "class-name": "airflow_provider_aiml.decorators.aiml.aiml_task"},
             {"name": "aiml_batch", "class-name": "airflow_provider_aiml.decorators.aiml_batch.aiml_batch_task"},
             {"name": "aiml_embed", "class-name": "airflow_provider_aiml.decorators.aiml_embed.aiml_embed_task"},
+            {"name": "aiml_agent", "class-name": "airflow_provider_aiml.decorators.aiml_agent.aiml_agent_task"},
+            {"name": "aiml_branch", "class-name": "airflow_provider_aiml.decorators.aiml_branch.aiml_branch_task"},
         ],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_aiml.triggers.aiml"]}],
         "connection-types": [

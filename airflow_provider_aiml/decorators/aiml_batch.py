@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
 from airflow.sdk.definitions._internal.types import SET_DURING_EXECUTION
 
-from airflow_provider_aiml.decorators import _call
+from airflow_provider_aiml.decorators import _call, decorated_renderers, decorated_template_fields
 from airflow_provider_aiml.operators.batch import AimlBatchChatCompletionOperator
 
 if TYPE_CHECKING:
@@ -22,14 +22,8 @@ if TYPE_CHECKING:
 class _AimlBatchDecoratedOperator(DecoratedOperator, AimlBatchChatCompletionOperator):
     """Runs the decorated function for the records, then enriches them like the batch operator."""
 
-    template_fields: Sequence[str] = (
-        *DecoratedOperator.template_fields,
-        *AimlBatchChatCompletionOperator.template_fields,
-    )
-    template_fields_renderers: ClassVar[dict[str, str]] = {
-        **DecoratedOperator.template_fields_renderers,
-        **AimlBatchChatCompletionOperator.template_fields_renderers,
-    }
+    template_fields: Sequence[str] = decorated_template_fields(AimlBatchChatCompletionOperator)
+    template_fields_renderers: ClassVar[dict[str, str]] = decorated_renderers(AimlBatchChatCompletionOperator)
     custom_operator_name = "@task.aiml_batch"
     overwrite_rtif_after_execution = True
 

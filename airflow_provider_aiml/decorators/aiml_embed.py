@@ -7,13 +7,13 @@ The function returns the texts (or files: a glob, a storage URL, a list of paths
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
 from airflow.sdk.definitions._internal.types import SET_DURING_EXECUTION
 
-from airflow_provider_aiml.decorators import _call
+from airflow_provider_aiml.decorators import _call, decorated_renderers, decorated_template_fields
 from airflow_provider_aiml.operators.embedding import AimlEmbeddingOperator
 
 if TYPE_CHECKING:
@@ -23,29 +23,10 @@ if TYPE_CHECKING:
 class _AimlEmbedDecoratedOperator(DecoratedOperator, AimlEmbeddingOperator):
     """Runs the decorated function for the texts, then embeds them."""
 
-    template_fields: Sequence[str] = (*DecoratedOperator.template_fields, *AimlEmbeddingOperator.template_fields)
-    template_fields_renderers: ClassVar[dict[str, str]] = {
-        **DecoratedOperator.template_fields_renderers,
-        **AimlEmbeddingOperator.template_fields_renderers,
-    }
+    template_fields: Sequence[str] = decorated_template_fields(AimlEmbeddingOperator)
+    template_fields_renderers: ClassVar[dict[str, str]] = decorated_renderers(AimlEmbeddingOperator)
     custom_operator_name = "@task.aiml_embed"
     overwrite_rtif_after_execution = True
-
-    def __init__(
-        self,
-        *,
-        python_callable: Callable[..., Any],
-        op_args: Collection[Any] | None = None,
-        op_kwargs: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            python_callable=python_callable,
-            op_args=op_args,
-            op_kwargs=op_kwargs,
-            inputs=SET_DURING_EXECUTION,
-            **kwargs,
-        )
 
     def execute(self, context: Context) -> Any:
         self.inputs = _call(self, context)
@@ -55,5 +36,8 @@ class _AimlEmbedDecoratedOperator(DecoratedOperator, AimlEmbeddingOperator):
 def aiml_embed_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> TaskDecorator:
     """Wrap a function that returns texts into an AI/ML API embeddings task: ``@task.aiml_embed(model=...)``."""
     return task_decorator_factory(
-        python_callable=python_callable, decorated_operator_class=_AimlEmbedDecoratedOperator, **kwargs
+        python_callable=python_callable,
+        decorated_operator_class=_AimlEmbedDecoratedOperator,
+        inputs=SET_DURING_EXECUTION,  # the function gives it when the task runs
+        **kwargs,
     )

@@ -216,6 +216,7 @@ def validate_messages(messages: Any) -> None:
         raise AimlParameterError(f"messages must be a list of message objects, got {type(messages).__name__}")
     if not messages:
         raise AimlParameterError("messages must not be empty")
+    call_ids: set[str] = set()  # the ids of the tool calls asked for so far, which tool messages answer
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         if not isinstance(message, Mapping):
@@ -240,8 +241,15 @@ def validate_messages(messages: Any) -> None:
                 raise AimlParameterError(f"{where} (role 'tool') needs a non-empty string tool_call_id")
             if not isinstance(content, str):
                 raise AimlParameterError(f"{where}.content (role 'tool') must be a string")
+            if call_id not in call_ids:
+                asked = ", ".join(sorted(call_ids)) or "none"
+                raise AimlParameterError(
+                    f"{where}.tool_call_id {call_id!r} answers no tool call of an earlier assistant message "
+                    f"(the calls asked for: {asked})"
+                )
         if role == "assistant" and message.get("tool_calls") is not None:
             _validate_tool_calls(message["tool_calls"], where)
+            call_ids.update(call["id"] for call in message["tool_calls"])
         if role == "assistant" and content is None:
             if not message.get("tool_calls"):
                 raise AimlParameterError(f"{where} (role 'assistant') needs content or tool_calls")

@@ -12,6 +12,7 @@ Standard library only; it imports nothing from the rest of the provider, nor Air
 from airflow_provider_aiml.testing.emulator import AimlApiEmulator
 from airflow_provider_aiml.testing.faults import ErrorBodyStyle, Fault, FaultKind
 from airflow_provider_aiml.testing.records import RecordedRequest
+from airflow_provider_aiml.testing.scripts import ScriptedCall, ScriptedReply
 from airflow_provider_aiml.testing.settings import EmulatorSettings, MetaUsage, ReasoningStyle
 
 __all__ = [
@@ -23,4 +24,6 @@ __all__ = [
     "MetaUsage",
     "ReasoningStyle",
     "RecordedRequest",
+    "ScriptedCall",
+    "ScriptedReply",
 ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from airflow_provider_aiml.testing.faults import Fault
 from airflow_provider_aiml.testing.replies import ReplyOverride
+from airflow_provider_aiml.testing.scripts import ScriptedCall, ScriptedReply, ToolLoop
 from airflow_provider_aiml.testing.settings import EmulatorSettings
 from airflow_provider_aiml.testing.state import EmulatorState, normalize_fault_rates
 
@@ -23,7 +24,7 @@ def handle_control(
     """Run one control request; returns ``(status, json_payload)``.
 
     Endpoints: ``POST faults``, ``POST fault_rates``, ``POST reset``, ``POST reply``, ``POST config``,
-    ``GET requests``, ``GET stats``, ``GET config``.
+    ``POST|GET|DELETE script``, ``POST|DELETE loop``, ``GET requests``, ``GET stats``, ``GET config``.
     """
     name = route[len(CONTROL_PREFIX) :].strip("/")
     handlers = {
@@ -35,24 +36,31 @@ def handle_control(
         ("GET", "requests"): _requests,
         ("GET", "stats"): _stats,
         ("GET", "config"): _get_config,
+        ("POST", "script"): _script,
+        ("GET", "script"): _get_script,
+        ("DELETE", "script"): _clear_script,
+        ("POST", "loop"): _loop,
+        ("DELETE", "loop"): _stop_loop,
     }
     handler = handlers.get((method, name))
     if handler is None:
         return 404, {"error": f"unknown control endpoint {method} {route}"}
     try:
-        payload = _parse(raw_body) if method == "POST" else {}
+        payload = _parse(raw_body, allow_list=name == "script") if method == "POST" else {}
         return 200, handler(payload, state, settings)
     except (ControlError, ValueError, TypeError) as exc:
         return 400, {"error": str(exc)}
 
 
-def _parse(raw_body: bytes) -> dict[str, Any]:
+def _parse(raw_body: bytes, *, allow_list: bool = False) -> dict[str, Any]:
     if not raw_body.strip():
         return {}
     try:
         payload = json.loads(raw_body)
     except ValueError as exc:
         raise ControlError(f"body is not valid JSON: {exc}") from exc
+    if allow_list and isinstance(payload, list):
+        return {"replies": payload}
     if not isinstance(payload, dict):
         raise ControlError("body must be a JSON object")
     return payload
@@ -117,3 +125,40 @@ def _requests(payload: dict[str, Any], state: EmulatorState, settings: EmulatorS
 
 def _stats(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
     return state.stats()
+
+
+def _script(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    unknown = sorted(set(payload) - {"replies"})
+    if unknown:
+        raise ControlError(f"unknown script keys: {unknown}")
+    entries = payload.get("replies")
+    if not isinstance(entries, list) or not entries:
+        raise ControlError("the body must be a non-empty JSON list of replies (or {'replies': [...]})")
+    replies = [ScriptedReply.from_dict(entry) for entry in entries]  # all checked before any is queued
+    left = state.add_script(replies)
+    return {"queued": len(replies), "scripted_replies_left": left}
+
+
+def _get_script(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    return state.script_dict()
+
+
+def _clear_script(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    state.clear_script()
+    return state.script_dict()
+
+
+def _loop(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    unknown = sorted(set(payload) - {"name", "arguments"})
+    if unknown:
+        raise ControlError(f"unknown loop keys: {unknown}")
+    arguments = payload.get("arguments")
+    call = ScriptedCall.build(payload.get("name"), arguments, raw=isinstance(arguments, str))
+    loop = ToolLoop(name=call.name, arguments=call.arguments)
+    state.set_loop(loop)
+    return {"loop": loop.to_dict()}
+
+
+def _stop_loop(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    state.set_loop(None)
+    return {"loop": None}

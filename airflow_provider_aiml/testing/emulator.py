@@ -11,6 +11,7 @@ from typing import Any
 from airflow_provider_aiml.testing.faults import Fault
 from airflow_provider_aiml.testing.records import RecordedRequest
 from airflow_provider_aiml.testing.replies import ReplyOverride
+from airflow_provider_aiml.testing.scripts import ScriptedCall, ScriptedReply, ToolArguments, ToolLoop
 from airflow_provider_aiml.testing.server import EmulatorHTTPServer
 from airflow_provider_aiml.testing.settings import (
     EmulatorSettings,
@@ -171,8 +172,36 @@ class AimlApiEmulator:
         """
         self._state.set_reply_override(ReplyOverride.build(content, reasoning, finish_reason, tool_calls))
 
+    def script(self, *replies: ScriptedReply) -> None:
+        """Queue scripted replies, used one per answered chat request (after those already queued).
+
+        Each is used up by an answer delivered whole; when the queue is empty, replies come from the tool loop,
+        ``set_reply`` or generation again. See :class:`ScriptedReply`.
+        """
+        self._state.add_script(replies)
+
+    def loop_tool_calls(self, name: str, arguments: ToolArguments | None = None, *, raw: bool = False) -> None:
+        """Never-ending tool loop: once the script is used up, every request that offers the tool ``name`` (and
+        whose ``tool_choice`` allows it) gets a call to it, until :meth:`stop_loop`, :meth:`clear_script` or
+        :meth:`reset`. ``arguments`` as for :meth:`ScriptedReply.tool_calls`."""
+        call = ScriptedCall.build(name, arguments, raw=raw)
+        self._state.set_loop(ToolLoop(name=call.name, arguments=call.arguments))
+
+    def stop_loop(self) -> None:
+        """Stop the tool loop (the queued script stays)."""
+        self._state.set_loop(None)
+
+    def clear_script(self) -> None:
+        """Drop the queued scripted replies and stop the tool loop."""
+        self._state.clear_script()
+
+    @property
+    def scripted_replies_left(self) -> int:
+        """Queued scripted replies not used yet."""
+        return self._state.scripted_replies_left
+
     def reset(self) -> None:
-        """Clear queued faults, the request log, counters and the reply override."""
+        """Clear queued faults, the request log, counters, the reply override, the script and the tool loop."""
         self._state.reset()
 
     # ------------------------------------------------------------------------------ inspecting

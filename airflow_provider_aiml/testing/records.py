@@ -38,6 +38,15 @@ class RecordedRequest:
         """True for ``POST /v1/embeddings`` (or ``/embeddings``)."""
         return self.method == "POST" and self.route in EMBEDDINGS_PATHS
 
+    @property
+    def tool_results(self) -> list[dict[str, Any]]:
+        """The ``role=tool`` messages of a chat request body (empty for other requests)."""
+        body = self.json if isinstance(self.json, dict) else {}
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            return []
+        return [m for m in messages if isinstance(m, dict) and m.get("role") == "tool"]
+
     def redacted_headers(self) -> dict[str, str]:
         """The headers with credential values replaced by ``[redacted]``."""
         return {k: ("[redacted]" if k in SECRET_HEADERS else v) for k, v in self.headers.items()}

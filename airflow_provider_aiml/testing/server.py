@@ -47,9 +47,10 @@ from airflow_provider_aiml.testing.replies import (
     response_dict,
     stream_plan,
 )
+from airflow_provider_aiml.testing.scripts import BROKEN_DELIVERY_FAULTS, scripted_completion
 from airflow_provider_aiml.testing.settings import EmulatorSettings
 from airflow_provider_aiml.testing.state import EmulatorState
-from airflow_provider_aiml.testing.validation import validate_chat_body
+from airflow_provider_aiml.testing.validation import tool_call_id_errors, validate_chat_body
 
 logger = logging.getLogger(__name__)
 
@@ -317,15 +318,21 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         payload = self._admitted_body(route, body, fault)
         if payload is _REFUSED:
             return
-        errors = validate_chat_body(payload)
+        errors = validate_chat_body(payload) or tool_call_id_errors(payload)
         if errors:
             self._send_legacy(400, f"{VALIDATION_MESSAGE} " + "; ".join(errors))
             return
-        completion = build_completion(payload, self.server.state.reply_override)
+        state = self.server.state
+        completion = build_completion(payload, state.reply_override)
         refusal = admission_error(payload, completion, serve_unknown_models=settings.serve_unknown_models)
         if refusal is not None:
             self._send_legacy(*refusal)
             return
+        # A scripted reply is used up only by an answer delivered whole; a broken one leaves it for the retry.
+        broken = fault is not None and fault.kind in BROKEN_DELIVERY_FAULTS
+        scripted = state.take_scripted(payload, consume=not broken)
+        if scripted is not None:
+            completion = scripted_completion(payload, scripted, completion, state.next_call_id)
         completion_id = completion_id_for(payload["model"])
         created = int(time.time())
         if payload.get("stream") is True:

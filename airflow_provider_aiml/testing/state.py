@@ -13,6 +13,7 @@ from typing import Any
 from airflow_provider_aiml.testing.faults import Fault
 from airflow_provider_aiml.testing.records import RecordedRequest
 from airflow_provider_aiml.testing.replies import ReplyOverride, credits_to_usd
+from airflow_provider_aiml.testing.scripts import ScriptedReply, ToolLoop
 
 
 def normalize_fault_rates(
@@ -54,6 +55,9 @@ class EmulatorState:
         self._billed_requests = 0
         self._override: ReplyOverride | None = None
         self._connections = 0
+        self._script: deque[ScriptedReply] = deque()
+        self._loop: ToolLoop | None = None
+        self._call_ids = itertools.count(1)
 
     # -- request log --------------------------------------------------------------------------
 
@@ -194,10 +198,61 @@ class EmulatorState:
         """Set or clear (``None``) the fixed reply parts."""
         self._override = override
 
+    # -- scripted replies ---------------------------------------------------------------------
+
+    def add_script(self, replies: Iterable[ScriptedReply]) -> int:
+        """Queue scripted replies (after those already queued); returns the queue length."""
+        items = list(replies)
+        for reply in items:
+            if not isinstance(reply, ScriptedReply):
+                raise TypeError(f"expected a ScriptedReply, got {reply!r}")
+        with self._lock:
+            self._script.extend(items)
+            return len(self._script)
+
+    def set_loop(self, loop: ToolLoop | None) -> None:
+        """Start (or, with ``None``, stop) the never-ending tool loop."""
+        with self._lock:
+            self._loop = loop
+
+    def clear_script(self) -> None:
+        """Drop the queued scripted replies and stop the tool loop."""
+        with self._lock:
+            self._script.clear()
+            self._loop = None
+
+    def take_scripted(self, body: Mapping[str, Any], *, consume: bool = True) -> ScriptedReply | None:
+        """The scripted reply for an admitted chat request: the head of the queue (left there unless
+        ``consume``), else the tool loop's call when the request offers that tool, else ``None``."""
+        with self._lock:
+            if self._script:
+                return self._script.popleft() if consume else self._script[0]
+            loop = self._loop
+        return loop.reply if loop is not None and loop.applies_to(body) else None
+
+    def next_call_id(self) -> str:
+        """A fresh tool-call id for a scripted reply: ``call_1``, ``call_2``... (restarted by ``reset``)."""
+        with self._lock:
+            return f"call_{next(self._call_ids)}"
+
+    @property
+    def scripted_replies_left(self) -> int:
+        """Queued scripted replies not used yet."""
+        with self._lock:
+            return len(self._script)
+
+    def script_dict(self) -> dict[str, Any]:
+        """The queue and the loop as JSON."""
+        with self._lock:
+            return {
+                "replies": [reply.to_dict() for reply in self._script],
+                "loop": None if self._loop is None else self._loop.to_dict(),
+            }
+
     # -- reset --------------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Clear queued faults, the log, counters, billing and the reply override; re-seed."""
+        """Clear queued faults, the log, counters, billing, the reply override and the script; re-seed."""
         with self._lock:
             self._log.clear()
             self._slots.clear()
@@ -210,6 +265,9 @@ class EmulatorState:
             self._credits = 0
             self._billed_requests = 0
             self._override = None
+            self._script.clear()
+            self._loop = None
+            self._call_ids = itertools.count(1)
 
     def stats(self) -> dict[str, Any]:
         """Counters as JSON."""
@@ -222,6 +280,8 @@ class EmulatorState:
                 "max_in_flight": self._max_in_flight,
                 "connections_opened": self._connections,
                 "pending_faults": len(self._faults),
+                "scripted_replies_left": len(self._script),
+                "tool_loop": self._loop is not None,
                 "billed_requests": self._billed_requests,
                 "credits_used": self._credits,
                 "usd_spent": credits_to_usd(self._credits),

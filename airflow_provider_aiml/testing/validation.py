@@ -24,6 +24,34 @@ def validate_chat_body(body: Any) -> list[str]:
     return _Checker().run(body)
 
 
+def tool_call_id_errors(body: Any) -> list[str]:
+    """Errors for ``role=tool`` messages whose ``tool_call_id`` names no tool call of an earlier assistant message.
+
+    Kept apart from :func:`validate_chat_body` (the schema check): it links messages together. Run it on a body
+    that passed the schema check.
+    """
+    messages = body.get("messages") if isinstance(body, Mapping) else None
+    errors: list[str] = []
+    seen: set[str] = set()
+    for index, message in enumerate(messages if isinstance(messages, list) else []):
+        if not isinstance(message, Mapping):
+            continue
+        if message.get("role") == "assistant":
+            seen.update(
+                call["id"]
+                for call in message.get("tool_calls") or []
+                if isinstance(call, Mapping) and isinstance(call.get("id"), str)
+            )
+        elif message.get("role") == "tool":
+            call_id = message.get("tool_call_id")
+            if isinstance(call_id, str) and call_id and call_id not in seen:
+                errors.append(
+                    "Expected the id of a tool call made by an earlier assistant message, "
+                    f'received {_show(call_id)} at "messages[{index}].tool_call_id"'
+                )
+    return errors
+
+
 def json_kind(value: Any) -> str:
     """The JSON type name of a decoded value (``number``, ``array``...), as the validation errors say it."""
     if value is None:

@@ -422,6 +422,22 @@ def test_null_message_keys_are_not_sent():
     [
         ([{"role": "system", "content": "x", "extra": 1}], "takes only role, content and name; got ['extra']"),
         ([{"role": "tool", "content": ["sunny"], "tool_call_id": "c"}], "(role 'tool') must be a string"),
+        (
+            [{"role": "user", "content": "weather?"}, {"role": "tool", "content": "sunny", "tool_call_id": "c1"}],
+            "messages[1].tool_call_id 'c1' answers no tool call of an earlier assistant message (the calls asked "
+            "for: none)",
+        ),
+        (
+            [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}],
+                },
+                {"role": "tool", "content": "sunny", "tool_call_id": "c2"},
+            ],
+            "tool_call_id 'c2' answers no tool call of an earlier assistant message (the calls asked for: c1)",
+        ),
     ],
 )
 def test_schema_rules_of_system_and_tool_messages(messages, fragment):

@@ -115,10 +115,14 @@ def test_task_decorators_are_registered():
     from airflow.sdk import task
 
     from airflow_provider_aiml.decorators.aiml import aiml_task
+    from airflow_provider_aiml.decorators.aiml_agent import aiml_agent_task
     from airflow_provider_aiml.decorators.aiml_batch import aiml_batch_task
+    from airflow_provider_aiml.decorators.aiml_branch import aiml_branch_task
     from airflow_provider_aiml.decorators.aiml_embed import aiml_embed_task
 
     assert task.aiml is aiml_task
+    assert task.aiml_agent is aiml_agent_task
+    assert task.aiml_branch is aiml_branch_task
     assert task.aiml_batch is aiml_batch_task
     assert task.aiml_embed is aiml_embed_task
 
