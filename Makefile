@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints/airflow-3.3.2-py3.11.txt
 
-.PHONY: demo test test-floor test-ui test-faults bench bench-batch lint docs docs-build format install clean
+.PHONY: demo test postgres-binaries test-floor test-ui test-faults bench bench-batch lint docs docs-build format install clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 ## Lint, type-check, build the documentation site strictly and run the whole test suite.
-test: lint docs-build
+test: lint docs-build postgres-binaries
 	$(BIN)/python -m pytest
+
+## PostgreSQL's server binaries, for the tests that start their own server (tests/pg_server.py): Debian's package.
+postgres-binaries:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
 
 ## The documentation site, built with --strict: a broken link or reference fails the build.
 docs-build: $(STAMP)
@@ -38,13 +42,14 @@ docs: $(STAMP)
 
 ## The whole suite on the lowest Airflow the package declares (apache-airflow 3.3.0), in its own venv.
 FLOOR_VENV := .venv-floor
-test-floor:
+test-floor: postgres-binaries
 	$(PYTHON) -m venv $(FLOOR_VENV)
 	$(FLOOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 	$(FLOOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints/airflow-3.3.0-py3.11.txt "apache-airflow==3.3.0" -e ".[test]"
 	$(FLOOR_VENV)/bin/python -m pytest -q
 
-## The connection form, Test button and a DAG run in Airflow's real UI (headless Debian Chromium + Playwright).
+## The connection form, Test button, a DAG run, and approving, editing and rejecting model answers (human-in-the-loop)
+## in Airflow's real UI (headless Debian Chromium + Playwright).
 test-ui: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[ui]"

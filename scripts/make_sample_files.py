@@ -1,19 +1,24 @@
-"""Regenerate the sample files of ``example_dags/files/`` (invoices, receipts, photos, broken files, texts).
+"""Regenerate the sample files of ``example_dags/files/`` (invoices, receipts, photos, broken files, texts, a shop DB).
 
     python scripts/make_sample_files.py          # write the files, then verify them
     python scripts/make_sample_files.py --check  # verify that the files on disk are what the generator makes
 
-The content comes from :mod:`airflow_provider_aiml.testing.samples` (fixed seeds and dates), so two runs write
-byte-identical files. Verified after writing: the text PDFs have a text layer and the scanned one has none, the
-encrypted PDF opens only with its password, the corrupt one does not open, the photos carry their EXIF orientation.
+The content comes from :mod:`airflow_provider_aiml.testing.samples` and the shop tables below (fixed seeds and
+dates), so two runs write byte-identical files; ``--check`` compares the shop database by its SQL dump, since
+SQLite writes its own version into the file's header. Verified after writing: the text PDFs have a text layer and
+the scanned one has none, the encrypted PDF opens only with its password, the corrupt one does not open, the
+photos carry their EXIF orientation, the shop database passes SQLite's integrity check and holds every row.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import random
+import sqlite3
 import sys
 from collections.abc import Callable
+from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -56,6 +61,167 @@ TEXTS = {
 
 NOT_AN_IMAGE = b"This is a plain text file with a .png name: a reader must refuse it as an image.\n"
 
+# --- the shop database (example_aiml_sql_analyst) --------------------------------------------------------------
+
+SHOP_DB = "shop.sqlite"
+SHOP_MAX_BYTES = 100_000
+SHOP_SEED = 2026
+SHOP_FIRST_MONTH = date(2025, 12, 1)
+SHOP_MONTHS = 12  # orders from 2025-12-01 to 2026-11-30
+SHOP_TABLES = ("customers", "products", "orders")
+"""The tables the SQL analyst example lets the model read."""
+SHOP_SECRET_TABLE = "staff_salaries"
+"""In the same file, and not one of :data:`SHOP_TABLES`: the toolset must refuse every query that reads it."""
+
+SHOP_SCHEMA = """
+CREATE TABLE customers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    city TEXT NOT NULL,
+    country TEXT NOT NULL,
+    joined_on DATE NOT NULL
+);
+CREATE TABLE products (
+    id INTEGER PRIMARY KEY,
+    sku TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    category TEXT NOT NULL,
+    unit_price_cents INTEGER NOT NULL
+);
+CREATE TABLE orders (
+    id INTEGER PRIMARY KEY,
+    customer_id INTEGER NOT NULL REFERENCES customers (id),
+    product_id INTEGER NOT NULL REFERENCES products (id),
+    ordered_on DATE NOT NULL,
+    quantity INTEGER NOT NULL,
+    unit_price_cents INTEGER NOT NULL
+);
+CREATE TABLE staff_salaries (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    annual_salary_eur INTEGER NOT NULL
+);
+"""
+
+# sku, name, category, price in cents (EUR), relative popularity
+SHOP_PRODUCTS = (
+    ("LA-100", "Lumen Arc desk lamp", "lighting", 4900, 5),
+    ("CB-210", "Tidewater House Blend coffee, 1 kg", "coffee", 2450, 9),
+    ("HB-307", "USB-C hub, 7 ports", "electronics", 4299, 6),
+    ("NB-405", "A5 dotted notebook", "stationery", 799, 10),
+    ("MA-520", "Orbit monitor arm", "furniture", 8900, 3),
+    ("KB-612", "Low-profile mechanical keyboard", "electronics", 11900, 2),
+    ("MS-618", "Silent wireless mouse", "electronics", 2999, 6),
+    ("FP-704", "Fountain pen, fine nib", "stationery", 3450, 4),
+    ("MG-811", "Stoneware mug, 350 ml", "kitchen", 1450, 7),
+    ("GR-815", "Hand-crank burr grinder", "coffee", 6900, 3),
+    ("CH-902", "Ergonomic task chair", "furniture", 28900, 1),
+    ("WB-930", "Whiteboard, 90 x 60 cm", "stationery", 5900, 2),
+)
+SHOP_FIRST_NAMES = (
+    "Ana", "Ben", "Chloe", "Dario", "Elif", "Farah", "Goran", "Hana", "Ivo", "Jonas",
+    "Kaia", "Luca", "Mira", "Nils", "Olga", "Pavel", "Rosa", "Sami", "Tess", "Uma",
+)  # fmt: skip
+SHOP_LAST_NAMES = ("Berg", "Costa", "Duval", "Fischer", "Horvat", "Jensen", "Kowalski", "Moreau", "Novak", "Rossi")
+SHOP_CITIES = (
+    ("Hamburg", "Germany"),
+    ("Lyon", "France"),
+    ("Bristol", "United Kingdom"),
+    ("Porto", "Portugal"),
+    ("Utrecht", "Netherlands"),
+    ("Graz", "Austria"),
+)
+SHOP_CUSTOMERS = 40
+SHOP_STAFF = (
+    ("Marta Lindqvist", "managing director", 118_430),
+    ("Tobias Aaltonen", "head of operations", 87_915),
+    ("Ines Carvalho", "buyer", 61_270),
+    ("Pieter de Wit", "warehouse lead", 53_645),
+    ("Yara Haddad", "customer support", 44_380),
+    ("Leon Brandt", "customer support", 42_715),
+)
+
+
+def _month_start(index: int) -> date:
+    year, month = divmod(SHOP_FIRST_MONTH.month - 1 + index, 12)
+    return date(SHOP_FIRST_MONTH.year + year, month + 1, 1)
+
+
+def shop_rows() -> dict[str, list[tuple[object, ...]]]:
+    """The rows of each table of the shop database (fixed seed): table -> rows in column order."""
+    rng = random.Random(SHOP_SEED)
+    customers: list[tuple[object, ...]] = []
+    for number in range(1, SHOP_CUSTOMERS + 1):
+        city, country = rng.choice(SHOP_CITIES)
+        joined = SHOP_FIRST_MONTH - timedelta(days=rng.randint(30, 900))
+        name = f"{rng.choice(SHOP_FIRST_NAMES)} {rng.choice(SHOP_LAST_NAMES)}"
+        customers.append((number, name, city, country, joined.isoformat()))
+    products: list[tuple[object, ...]] = [
+        (n, sku, name, kind, price) for n, (sku, name, kind, price, _) in enumerate(SHOP_PRODUCTS, 1)
+    ]
+    orders = []
+    for index in range(SHOP_MONTHS):
+        start, end = _month_start(index), _month_start(index + 1)
+        # Each month favours some products more than others, so the best sellers change from month to month.
+        weights = [popularity * rng.uniform(0.4, 1.6) for *_, popularity in SHOP_PRODUCTS]
+        for _ in range(rng.randint(24, 36)):
+            product = rng.choices(range(len(SHOP_PRODUCTS)), weights)[0]
+            price = SHOP_PRODUCTS[product][3]
+            if rng.random() < 0.15:  # a 10 % discount
+                price = price - price // 10
+            day = start + timedelta(days=rng.randrange((end - start).days))
+            quantity = rng.choices((1, 2, 3, 4), (8, 4, 2, 1))[0]
+            orders.append((rng.randint(1, SHOP_CUSTOMERS), product + 1, day.isoformat(), quantity, price))
+    orders.sort(key=lambda order: order[2])
+    staff: list[tuple[object, ...]] = [(n, name, role, salary) for n, (name, role, salary) in enumerate(SHOP_STAFF, 1)]
+    return {
+        "customers": customers,
+        "products": products,
+        "orders": [(n, *order) for n, order in enumerate(orders, 1)],
+        SHOP_SECRET_TABLE: staff,
+    }
+
+
+def make_shop_database() -> bytes:
+    """The shop database as the bytes of a SQLite file, built in memory."""
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.execute("PRAGMA page_size = 1024")
+        connection.executescript(SHOP_SCHEMA)
+        with connection:
+            for table, rows in shop_rows().items():
+                marks = ", ".join("?" * len(rows[0]))
+                connection.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+        connection.execute("VACUUM")
+        return connection.serialize()
+    finally:
+        connection.close()
+
+
+def _shop_tables() -> list[tuple[str, int, list[str]]]:
+    """(table, row count, column names) of the shop database, in the schema's order."""
+    rows = shop_rows()
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.executescript(SHOP_SCHEMA)
+        return [
+            (table, len(rows[table]), [column[1] for column in connection.execute(f"PRAGMA table_info({table})")])
+            for table in rows
+        ]
+    finally:
+        connection.close()
+
+
+def shop_dump(data: bytes) -> list[str]:
+    """The SQL statements that rebuild a SQLite file's content (schema and rows): to compare two files."""
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.deserialize(data)
+        return list(connection.iterdump())
+    finally:
+        connection.close()
+
 
 def invoice_name(number: int) -> str:
     return f"invoices/invoice-2026-12-01-{number}.pdf"
@@ -84,6 +250,7 @@ def generate() -> dict[str, bytes]:
         "bad/empty.pdf": b"",
     }
     files |= {f"texts/{name}": (text + "\n").encode() for name, text in TEXTS.items()}
+    files[SHOP_DB] = make_shop_database()
     files["README.md"] = readme().encode()
     return files
 
@@ -103,6 +270,7 @@ def _receipt_row(number: int, pages: int) -> str:
 def readme() -> str:
     """The README of the files folder, with the values each document shows (to compare a model's answer with)."""
     scanned = samples.invoice_for(SCANNED_INVOICE_NUMBER, 1)
+    first, last = SHOP_FIRST_MONTH, _month_start(SHOP_MONTHS) - timedelta(days=1)
     table_head = ["| File | Issuer | Number | Date | Pages | Total |", "|---|---|---|---|---|---|"]
     lines = [
         "# Sample files for the example DAGs and tests",
@@ -146,6 +314,19 @@ def readme() -> str:
         "## `texts/` - short product descriptions for the embeddings example",
         "",
         *(f"- `{name}`" for name in TEXTS),
+        "",
+        f"## `{SHOP_DB}` - a small shop database for the SQL analyst example",
+        "",
+        f"A SQLite file read by `example_aiml_sql_analyst`: orders from {first.isoformat()} to {last.isoformat()},",
+        "one product per order, prices in euro cents (`orders.unit_price_cents` is the price paid, after any",
+        "discount).",
+        "",
+        "| Table | Rows | Columns |",
+        "|---|---|---|",
+        *(f"| `{table}` | {count} | {', '.join(columns)} |" for table, count, columns in _shop_tables()),
+        "",
+        f"`{SHOP_SECRET_TABLE}` is there on purpose: it is not one of the example's `allowed_tables`, so the SQL",
+        "toolset refuses every query that reads it, and its rows never reach the model.",
         "",
         "Bigger or more numerous samples (1,000 invoices, a 200-page PDF, a 30 MB photo) are generated on the fly by",
         "`airflow_provider_aiml.testing.samples` in the tests and benchmarks; they are not stored here.",
@@ -236,6 +417,12 @@ def checks(files: dict[str, bytes]) -> list[tuple[str, Callable[[], bool]]]:
             (f"{name}: EXIF orientation {orientation}", partial(_has_orientation, files[name], orientation)),
             (f"{name}: red block top-left once oriented", partial(_red_top_left_once_oriented, files[name])),
         ]
+    shop = files[SHOP_DB]
+    found += [
+        (f"{SHOP_DB}: integrity check ok", partial(_shop_is_intact, shop)),
+        (f"{SHOP_DB}: every table has its rows", partial(_shop_has_rows, shop)),
+        (f"{SHOP_DB}: {len(shop):,} B under {SHOP_MAX_BYTES:,} B", partial(bool, len(shop) < SHOP_MAX_BYTES)),
+    ]
     total = sum(map(len, files.values()))
     found.append((f"total size {total:,} B under {MAX_TOTAL_BYTES:,} B", partial(bool, total < MAX_TOTAL_BYTES)))
     return found
@@ -244,6 +431,26 @@ def checks(files: dict[str, bytes]) -> list[tuple[str, Callable[[], bool]]]:
 def _all_text(data: bytes, pages: int) -> bool:
     texts = _page_texts(data)
     return len(texts) == pages and all(text.strip() for text in texts)
+
+
+def _shop_query(data: bytes, sql: str) -> list[tuple[object, ...]]:
+    connection = sqlite3.connect(":memory:")
+    try:
+        connection.deserialize(data)
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
+
+def _shop_is_intact(data: bytes) -> bool:
+    return _shop_query(data, "PRAGMA integrity_check") == [("ok",)]
+
+
+def _shop_has_rows(data: bytes) -> bool:
+    return all(
+        _shop_query(data, f"SELECT COUNT(*) FROM {table}") == [(len(rows),)] and rows
+        for table, rows in shop_rows().items()
+    )
 
 
 def verify(files: dict[str, bytes]) -> bool:
@@ -267,11 +474,15 @@ def write(files: dict[str, bytes]) -> None:
 
 def differences(files: dict[str, bytes]) -> list[str]:
     """The files on disk that are missing or differ from the generated ones."""
-    return [
-        name
-        for name, data in sorted(files.items())
-        if not (FILES / name).is_file() or (FILES / name).read_bytes() != data
-    ]
+    return [name for name, data in sorted(files.items()) if not (FILES / name).is_file() or not _same(name, data)]
+
+
+def _same(name: str, data: bytes) -> bool:
+    """Whether the file on disk is the generated one: the same bytes, or for the database the same content."""
+    on_disk = (FILES / name).read_bytes()
+    if on_disk == data:
+        return True
+    return name == SHOP_DB and shop_dump(on_disk) == shop_dump(data)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ Use a database login that can only read, all the same: the parser is a second li
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,41 @@ DENIED_FUNCTIONS = frozenset(
 )
 """Functions refused anywhere in a query: they have side effects, read files, sleep or run SQL given as text."""
 
+DENIED_PREFIXES = (
+    "lo_",  # PostgreSQL large objects: create, write, read by id
+    "dblink",
+    "pg_advisory",
+    "pg_try_advisory",
+    "pg_stat_reset",
+    "pg_ls_",
+    "pg_file_",
+    "pg_create_",
+    "pg_drop_",
+    "pg_replication_",
+    "pg_logical_",
+    "pg_import_",
+)
+"""Families of functions refused like :data:`DENIED_FUNCTIONS`, whatever their full name."""
+
+KNOWN_READ_ONLY_FUNCTIONS = frozenset(
+    {
+        # Common functions sqlglot parses as names only (it has no expression of its own for them).
+        "age",
+        "julianday",
+        "datetime",
+        "printf",
+        "total",
+        "to_char",
+        "date_part",
+        "format",
+    }
+)
+"""Functions allowed although sqlglot does not know them. Any other function sqlglot does not know (such as
+PostgreSQL's ``database_to_xml`` or ``pg_notify``) is refused unless the toolset's ``allowed_functions``
+names it: only functions known to be read-only may run."""
+
+_TERMINAL_STYLES = re.compile(r"\x1b\[[0-9;]*m")
+
 # SQLAlchemy dialect names (a hook's ``dialect_name``) or connection types, as sqlglot calls them.
 _DIALECTS = {
     "postgresql": "postgres",
@@ -99,10 +135,18 @@ class SqlToolset:
         matched case-insensitively; a quoted name must match exactly or in lower case).
     :param max_rows: the most rows a query returns to the model.
     :param max_cell_chars: longer cell values are clipped to this many characters.
+    :param allowed_functions: functions of your database that sqlglot does not know and that you know to be
+        read-only, to allow beside the standard ones (:data:`KNOWN_READ_ONLY_FUNCTIONS`); the denied ones stay
+        denied.
     """
 
     def __init__(
-        self, conn_id: str, allowed_tables: Sequence[str], max_rows: int = 100, max_cell_chars: int = 500
+        self,
+        conn_id: str,
+        allowed_tables: Sequence[str],
+        max_rows: int = 100,
+        max_cell_chars: int = 500,
+        allowed_functions: Sequence[str] = (),
     ) -> None:
         if not isinstance(conn_id, str) or not conn_id:
             raise AimlParameterError(f"SqlToolset needs a connection id, got {conn_id!r}")
@@ -117,13 +161,25 @@ class SqlToolset:
         for label, value in (("max_rows", max_rows), ("max_cell_chars", max_cell_chars)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise AimlParameterError(f"SqlToolset {label} must be a positive integer, got {value!r}")
+        if isinstance(allowed_functions, str) or not all(isinstance(name, str) for name in allowed_functions):
+            raise AimlParameterError(f"allowed_functions must be a list of function names, got {allowed_functions!r}")
         self.conn_id = conn_id
         self.allowed_tables = [name.strip() for name in allowed_tables]
+        self.allowed_functions = [name.strip().lower() for name in allowed_functions]
         self.max_rows = max_rows
         self.max_cell_chars = max_cell_chars
         self._allowed = {tuple(part.lower() for part in name.split(".")) for name in self.allowed_tables}
         self._hook: Any = None
         self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SqlToolset:
+        """A copy with the same settings and no hook yet (Airflow deep-copies tasks, e.g. for a DAG subset)."""
+        return SqlToolset(
+            self.conn_id, list(self.allowed_tables), self.max_rows, self.max_cell_chars, list(self.allowed_functions)
+        )
+
+    def __repr__(self) -> str:
+        return f"SqlToolset(conn_id={self.conn_id!r}, allowed_tables={self.allowed_tables!r}, max_rows={self.max_rows})"
 
     # --- the tools ------------------------------------------------------------------------------------------
 
@@ -195,11 +251,9 @@ class SqlToolset:
             raise ToolRefusal(f"only SELECT queries may run, and this is a {type(statement).__name__.upper()}")
         for node in statement.walk():
             if isinstance(node, exp.DML | exp.DDL | exp.Command | exp.Into | exp.Lock | exp.Pragma):
-                raise ToolRefusal(f"the query may only read, and it contains {node.sql()[:80]!r}")
+                raise ToolRefusal(f"the query may only read, and it contains {node.sql(dialect=self.dialect)[:80]!r}")
             if isinstance(node, exp.Func):
-                name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
-                if name in DENIED_FUNCTIONS:
-                    raise ToolRefusal(f"the function {name}() is not allowed (it has side effects or reads files)")
+                self._check_function(node)
         try:
             scopes = traverse_scope(statement)
         except Exception as error:
@@ -222,6 +276,19 @@ class SqlToolset:
                 )
         return statement
 
+    def _check_function(self, node: exp.Func) -> None:
+        from sqlglot import exp
+
+        unknown = isinstance(node, exp.Anonymous)
+        name = (node.name if unknown else node.sql_name()).lower()
+        if name in DENIED_FUNCTIONS or name.startswith(DENIED_PREFIXES):
+            raise ToolRefusal(f"the function {name}() is not allowed (it has side effects or reads files)")
+        if unknown and name not in KNOWN_READ_ONLY_FUNCTIONS and name not in self.allowed_functions:
+            raise ToolRefusal(
+                f"the function {name}() is not allowed: only functions known to be read-only may run; use "
+                "standard SQL functions instead"
+            )
+
     def _parse(self, sql: str) -> exp.Expression:
         import sqlglot
 
@@ -230,7 +297,8 @@ class SqlToolset:
         try:
             statements: list[Any] = [each for each in sqlglot.parse(sql, read=self.dialect) if each is not None]
         except Exception as error:
-            raise ToolRefusal(f"the query does not parse as SQL: {str(error)[:300]}") from None
+            plain = _TERMINAL_STYLES.sub("", str(error))  # sqlglot underlines the culprit for terminals
+            raise ToolRefusal(f"the query does not parse as SQL: {plain[:300]}") from None
         if len(statements) != 1:
             raise ToolRefusal(f"send exactly one statement, not {len(statements)}")
         return statements[0]

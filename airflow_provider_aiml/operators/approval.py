@@ -62,10 +62,15 @@ class AimlApprovalOperator(ApprovalOperator):
             raise AimlParameterError(f"on_reject must be 'skip' or 'fail', got {on_reject!r}")
         if on_timeout not in ("reject", "approve", "fail"):
             raise AimlParameterError(f"on_timeout must be 'reject', 'approve' or 'fail', got {on_timeout!r}")
+        kwargs.pop("params", None)  # the DAG's params, passed to every task; the form's fields are these:
         params: dict[str, Param] = {}
         if allow_edit:
             params["content"] = Param(
-                "", type="string", title="Answer", description="Edit the answer before approving, if needed."
+                "",
+                type="string",
+                format="multiline",  # a text area: the answer keeps its line breaks
+                title="Answer",
+                description="Edit the answer before approving, if needed.",
             )
         params["comment"] = Param("", type=["null", "string"], title="Comment", description="Why, for the log.")
         defaults = {"reject": self.REJECT, "approve": self.APPROVE, "fail": None}[on_timeout]

@@ -1,7 +1,7 @@
 """``AimlApprovalOperator``: the request written for the reviewer, and what each response does.
 
 The responses are the events Airflow's human-in-the-loop hands ``execute_complete``; the real UI round trip is
-in tests/ui (``make test-ui``)."""
+in scripts/ui_test.py (``make test-ui``)."""
 
 from __future__ import annotations
 
@@ -57,8 +57,24 @@ def test_the_request_shows_the_answer_and_offers_it_for_editing():
     assert request["options"] == ["Approve", "Reject"]
     assert request["body"] == ANSWER
     assert request["params"]["content"]["value"] == ANSWER
+    assert request["params"]["content"]["schema"]["format"] == "multiline"  # a text area keeps line breaks
     assert request["defaults"] == ["Reject"]  # a timeout rejects unless on_timeout says otherwise
     assert pushed(ctx) == {"model_content": ANSWER}
+
+
+def test_it_sits_in_a_dag_with_params_and_offers_only_its_own_form():
+    from airflow.sdk import DAG
+
+    with DAG("release", schedule=None, params={"version": "2.4"}):
+        operator = AimlApprovalOperator(task_id="review", content=ANSWER, subject="Release {{ params.version }}")
+    ctx = context()
+    with (
+        mock.patch("airflow.providers.standard.operators.hitl.upsert_hitl_detail") as upsert,
+        pytest.raises(TaskAwaitingInput),
+    ):
+        operator.execute(ctx)
+
+    assert sorted(upsert.call_args.kwargs["params"]) == ["comment", "content"]
 
 
 def test_approving_as_is_passes_the_models_answer_on():

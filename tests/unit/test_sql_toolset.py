@@ -96,6 +96,38 @@ def test_hook_is_cached(toolset: SqlToolset) -> None:
     assert toolset.dialect == "sqlite"
 
 
+def test_unknown_functions_are_refused_unless_allowed(db: Path) -> None:
+    strict = SqlToolset("shop_db", ["users"])
+    outcome = asyncio.run(tools_of(strict)["run_query"].run('{"sql": "SELECT quote(name) FROM users"}'))
+    assert outcome.error is not None
+    assert "quote() is not allowed: only functions known to be read-only may run" in outcome.content
+
+    allowing = SqlToolset("shop_db", ["users"], allowed_functions=["QUOTE", "load_extension"])
+    outcome = asyncio.run(tools_of(allowing)["run_query"].run('{"sql": "SELECT quote(name) FROM users"}'))
+    assert outcome.error is None
+    assert json.loads(outcome.content)["rows"]
+    denied = asyncio.run(tools_of(allowing)["run_query"].run('{"sql": "SELECT load_extension(\'x\')"}'))
+    assert "load_extension() is not allowed (it has side effects" in denied.content  # denied stays denied
+
+
+def test_a_task_holding_a_toolset_can_be_deep_copied(toolset: SqlToolset) -> None:
+    import copy
+
+    from airflow_provider_aiml.operators.agent import AimlAgentOperator
+
+    toolset.hook  # noqa: B018  # a used toolset, with a hook and its lock
+    agent = AimlAgentOperator(task_id="agent", prompt="How many users?", tools=[toolset])
+    copied = copy.deepcopy(agent).tools[0]
+    assert copied is not toolset
+    assert (
+        repr(copied)
+        == repr(toolset)
+        == "SqlToolset(conn_id='shop_db', allowed_tables=['users', 'orders'], max_rows=100)"
+    )
+    assert copied.max_cell_chars == toolset.max_cell_chars
+    assert copied.hook is not toolset.hook  # a hook of its own, made when first used
+
+
 def test_describe_table(toolset: SqlToolset) -> None:
     outcome = asyncio.run(tools_of(toolset)["describe_table"].run('{"table": "users"}'))
     assert result(outcome) == {
@@ -181,7 +213,7 @@ def test_cells_are_clipped(toolset: SqlToolset) -> None:
         ("SELECT * FROM users u JOIN secrets s ON 1 = 1", "'secrets' is not one you may use"),
         ("SELECT * FROM users UNION SELECT k, v, 1 FROM secrets", "'secrets' is not one you may use"),
         ("SELECT * FROM sqlite_master", "'sqlite_master' is not one you may use"),
-        ("SELECT * FROM pragma_table_info('secrets')", "table-valued functions are not allowed"),
+        ("SELECT * FROM pragma_table_info('secrets')", "pragma_table_info() is not allowed"),
         # A CTE hides a table of its name only inside its own query: the outer `secrets` is the real table.
         (
             "SELECT * FROM (WITH secrets AS (SELECT 1) SELECT * FROM secrets) AS a, secrets",
@@ -200,6 +232,7 @@ def test_refusals_run_nothing(spied: SqlToolset, db: Path, sql: str, reason: str
     assert outcome.error is not None
     assert outcome.content.startswith("Refused: ")
     assert reason in outcome.content
+    assert "\x1b" not in outcome.content  # plain text for the model, no terminal styles
     assert Spy.calls == 0
     with sqlite3.connect(db) as conn:  # and the database is as it was
         assert conn.execute("SELECT COUNT(*) FROM users").fetchone() == (250,)
