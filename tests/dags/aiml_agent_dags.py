@@ -45,10 +45,18 @@ def _dag(dag_id: str, **params: object) -> DAG:
     return DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False, tags=["aiml-test"], params=params)
 
 
-with _dag("aiml_agent", checkpoint=""):
+def service_config() -> str:
+    """The payment service's settings (host and credentials)."""
+    from airflow.sdk import Connection
+
+    conn = Connection.get("aiml_test_service")  # the task SDK registers its password with the masker
+    return f"host={conn.host} user={conn.login} password={conn.password}"
+
+
+with _dag("aiml_agent", checkpoint="", question="Is A-100 in stock?"):
     AimlAgentOperator(
         task_id="agent",
-        prompt="Is A-100 in stock?",
+        prompt="{{ params.question }}",
         tools=[stock_level],
         checkpoint_path="{{ params.checkpoint or '' }}",
         retries=0,
@@ -61,6 +69,9 @@ with _dag("aiml_agent_reserve", checkpoint=""):
         tools=[reserve_stock],
         checkpoint_path="{{ params.checkpoint }}",
     )
+
+with _dag("aiml_agent_secret"):
+    AimlAgentOperator(task_id="agent", prompt="Is the payment service configured?", tools=[service_config])
 
 with _dag("aiml_branch"):
     pick = AimlBranchOperator(

@@ -114,6 +114,55 @@ def test_a_tool_loop_that_never_ends_stops_at_max_steps_with_the_steps_pushed(da
     assert len(xcom(dag_run, "steps", "agent")) == 10
 
 
+def test_a_rerun_replays_the_record_and_a_changed_question_starts_afresh(dagbag, emulator, tool_runs, tmp_path, capsys):
+    from airflow_provider_aiml.testing import ScriptedReply
+
+    record = str(tmp_path / "agent.jsonl")
+    emulator.script(ScriptedReply.tool_calls(("stock_level", {"sku": "A-100"})), ScriptedReply.from_tool_results())
+    first = run(dagbag, "aiml_agent", run_conf={"checkpoint": record})
+    assert first.state == "success"
+    assert len(emulator.chat_requests) == 2
+
+    again = run(dagbag, "aiml_agent", run_conf={"checkpoint": record})  # the same question: all of it replayed
+
+    assert again.state == "success"
+    assert len(emulator.chat_requests) == 2  # nothing asked again
+    assert tool_runs() == ["A-100"]  # nor run again
+    assert xcom(again, "content", "agent") == xcom(first, "content", "agent")
+    assert [step["replayed"] for step in xcom(again, "steps", "agent")] == [True, True]
+    assert "Replaying 4 recorded entries" in capsys.readouterr().out
+
+    emulator.script(ScriptedReply.tool_calls(("stock_level", {"sku": "B-200"})), ScriptedReply.from_tool_results())
+    changed = run(dagbag, "aiml_agent", run_conf={"checkpoint": record, "question": "Is B-200 in stock?"})
+
+    assert changed.state == "success"
+    assert len(emulator.chat_requests) == 4  # a fresh run: both steps asked
+    assert tool_runs() == ["A-100", "B-200"]
+    assert [step["replayed"] for step in xcom(changed, "steps", "agent")] == [False, False]
+    assert "entries of another run (the model, messages, tools or parameters changed since)" in capsys.readouterr().out
+
+
+def test_a_connection_password_a_tool_reads_never_reaches_the_api(dagbag, emulator, monkeypatch):
+    from airflow_provider_aiml.testing import ScriptedReply
+
+    password = "pw-service-e2e-4b1d9a"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AIML_TEST_SERVICE",
+        json.dumps({"conn_type": "http", "host": "pay.internal", "login": "svc", "password": password}),
+    )
+    emulator.script(ScriptedReply.tool_calls(("service_config", {})), ScriptedReply.from_tool_results())
+
+    dag_run = run(dagbag, "aiml_agent_secret")
+
+    assert dag_run.state == "success"
+    bodies = [request.body.decode() for request in emulator.chat_requests]
+    assert len(bodies) == 2
+    assert "host=pay.internal user=svc password=***" in bodies[1]
+    assert all(password not in body for body in bodies)
+    assert password not in json.dumps(xcom(dag_run, "steps", "agent"))
+    assert password not in xcom(dag_run, "content", "agent")
+
+
 _WORKER = """
 import os, sys
 from airflow.utils import db
