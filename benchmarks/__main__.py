@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from benchmarks import (
+    agent_loop,
     batch_throughput,
     embeddings_throughput,
     files_throughput,
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, str]] = {
     batch_throughput.NAME: (batch_throughput, "bench-batch.png"),
     files_throughput.NAME: (files_throughput, "bench-files.png"),
     embeddings_throughput.NAME: (embeddings_throughput, "bench-embeddings.png"),
+    agent_loop.NAME: (agent_loop, "bench-agent.png"),
 }
 DOCS_PAGE = REPO / "docs" / "benchmarks.md"
 SCRATCH_PAGE = REPO / "build" / "benchmarks" / "benchmarks.md"

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_aiml.agents.record import StepRecord
     from airflow_provider_aiml.agents.tools import Tool
-    from airflow_provider_aiml.hooks.aiml import AimlApiHook
+    from airflow_provider_aiml.hooks.aiml import AimlApiHook, PreparedChat
 
 PREVIEW_CHARS = 300
 """How much of a tool's arguments and result the step report and the log show."""
@@ -108,6 +108,8 @@ class AgentRun:
     usage: Usage = field(default_factory=Usage)
     tool_calls_made: int = 0
     tool_errors: int = 0
+    _last_call: PreparedChat | None = field(default=None, repr=False)
+    """The last step's request: the next one extends it, so each message is checked once."""
 
     async def run(self) -> ChatCompletionResult:
         """Loop until the model answers without tool calls; returns that answer.
@@ -155,11 +157,16 @@ class AgentRun:
         recorded = self.record.model_step(number)
         if recorded is not None:
             return ChatCompletionResult.model_validate(recorded["answer"]), True
-        call = await self.hook.aprepare_chat(
-            self.messages, self.model, f"{self.request_id}:s{number}", self.extra_body, self.params, stream=False
-        )
+        request_id = f"{self.request_id}:s{number}"
+        if self._last_call is None:
+            call = await self.hook.aprepare_chat(
+                self.messages, self.model, request_id, self.extra_body, self.params, stream=False
+            )
+        else:
+            call = await self.hook.aextend_chat(self._last_call, self.messages, request_id)
+        self._last_call = call
         answer = await self.hook.asend_chat(call)
-        self.record.add_model_step(number, answer.model_dump(mode="json", exclude={"raw"}))
+        self.record.add_model_step(number, answer)
         return answer, False
 
     def _check_budgets(self, number: int) -> None:
@@ -199,6 +206,10 @@ class AgentRun:
     async def _run_tools(
         self, number: int, calls: Sequence[ToolCall], by_name: Mapping[str, Tool]
     ) -> list[ToolCallReport]:
+        if len(calls) == 1:  # the common step: no semaphore or gather to go through
+            report = await self._run_tool(number, calls[0], by_name)
+            self._log_tool(report)
+            return [report]
         slots = asyncio.Semaphore(self.limits.max_parallel_tools)
 
         async def one(call: ToolCall) -> ToolCallReport:
@@ -232,18 +243,29 @@ class AgentRun:
     # --- logs -------------------------------------------------------------------------------------------------
 
     def _log_step(self, step: StepReport) -> None:
+        """The step's one line, which is also its call's summary (the operator's hook logs none of its own)."""
         answer, usage = step.answer, step.answer.usage
         asked = ", ".join(call.function.name for call in answer.tool_calls)
         self.log.info(
-            "Agent step %d%s: %s; tokens %d (reasoning %d), cost %s, %.2fs",
+            "Agent step %d%s: %s -> %s %s; finish=%s, tokens %d (reasoning %d), cost %s, %.2fs, client request id %s",
             step.number,
             " (replayed from the record)" if step.replayed else "",
+            answer.requested_model,
+            answer.model,
             f"calls {asked}" if asked else f"answered ({len(answer.content):,} characters)",
+            answer.finish_reason,
             usage.total_tokens,
             usage.reasoning_tokens,
             f"${usage.usd_spent:.6f}" if usage.usd_spent is not None else "unknown",
             answer.latency_s,
+            answer.client_request_id,
         )
+        if answer.finish_reason == "length" and not step.replayed:
+            self.log.warning(
+                "Step %d was cut off at the token limit: raise max_completion_tokens (it includes the reasoning "
+                "tokens of a thinking model).",
+                step.number,
+            )
 
     def _log_tool(self, report: ToolCallReport) -> None:
         outcome = f"failed: {_clip(report.error, 120)}" if report.error else f"{len(report.result):,} characters"

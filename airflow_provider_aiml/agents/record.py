@@ -16,9 +16,12 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_aiml.batch.checkpoint import Checkpoint
+
+if TYPE_CHECKING:
+    from airflow_provider_aiml.models import ChatCompletionResult
 
 
 def run_fingerprint(
@@ -78,8 +81,9 @@ class StepRecord:
         """Whether a tool call was started in an earlier try (it may not have returned)."""
         return f"start:{step}:{call_id}" in self._entries
 
-    def add_model_step(self, step: int, answer: dict[str, Any]) -> None:
-        self._add(f"model:{step}", {"answer": answer})
+    def add_model_step(self, step: int, answer: ChatCompletionResult) -> None:
+        if self._checkpoint is not None:  # an answer is dumped only to be written
+            self._add(f"model:{step}", {"answer": answer.model_dump(mode="json", exclude={"raw"})})
 
     def add_tool_start(self, step: int, call_id: str, name: str) -> None:
         self._add(f"start:{step}:{call_id}", {"name": name})
@@ -92,8 +96,9 @@ class StepRecord:
             self._checkpoint.close()
 
     def _add(self, key: str, data: dict[str, Any]) -> None:
+        if self._checkpoint is None:
+            return  # nothing is recorded without a location
         entry = {"index": self._next_index, "key": key, "fingerprint": self.fingerprint, **data}
         self._next_index += 1
         self._entries[key] = entry
-        if self._checkpoint is not None:
-            self._checkpoint.append(entry)  # flushed at once (flush_interval 0): durable before the run goes on
+        self._checkpoint.append(entry)  # flushed at once (flush_interval 0): durable before the run goes on

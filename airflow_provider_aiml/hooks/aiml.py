@@ -36,6 +36,7 @@ from airflow_provider_aiml.hooks.building import (
     call_headers,
     client_headers,
     encode_body,
+    extend_messages,
     new_client_request_id,
 )
 from airflow_provider_aiml.hooks.building import client_request_id as make_client_request_id
@@ -96,6 +97,16 @@ class PreparedChat:
         check_body_size(len(request.payload), settings.max_request_mb)
         request_id = make_client_request_id(client_request_id) if client_request_id else new_client_request_id()
         return cls(chosen, request.body, request_id, request.payload)
+
+    def extended(
+        self, settings: ConnectionSettings, messages: Sequence[Mapping[str, Any]], client_request_id: str
+    ) -> PreparedChat:
+        """The same call over a longer conversation (``messages`` starts with this call's own): the new messages
+        and the body's size are checked, the rest was checked when this call was built."""
+        body = extend_messages(self.body, messages, len(self.body["messages"]))
+        payload = encode_body(body)
+        check_body_size(len(payload), settings.max_request_mb)
+        return PreparedChat(self.model, body, make_client_request_id(client_request_id), payload)
 
     def request_args(self) -> dict[str, Any]:
         """``content`` and ``headers`` of the HTTP request; the key and the user agent are set on the client."""
@@ -299,6 +310,17 @@ class AimlApiHook(BaseHook):
         if _needs_context_check(call.body):
             check_context_length(call.model, call.body, await self.acontext_length(call.model))
         return call
+
+    async def aextend_chat(
+        self, call: PreparedChat, messages: Sequence[Mapping[str, Any]], client_request_id: str
+    ) -> PreparedChat:
+        """``call`` over a longer conversation, checked like :meth:`aprepare_chat` but for the messages ``call``
+        already holds (an agent's next step)."""
+        settings = await self.asettings()
+        extended = call.extended(settings, messages, client_request_id)
+        if _needs_context_check(extended.body):
+            check_context_length(extended.model, extended.body, await self.acontext_length(extended.model))
+        return extended
 
     def context_length(self, model: str) -> int | None:
         """``model``'s context length: the catalog's ``contextLength`` (``GET /model/{id}``, read once per hook),

@@ -163,6 +163,16 @@ def _as_json_list(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def extend_messages(body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]], checked: int) -> dict[str, Any]:
+    """``body`` (built from ``messages[:checked]``) over the longer conversation ``messages``: only the messages
+    after ``checked`` are checked, so an agent's conversation is not checked again at every step."""
+    sent = body["messages"]
+    if checked != len(sent):
+        raise ValueError(f"the body holds {len(sent)} messages, not the {checked} said to be checked")
+    validate_messages(messages, start=checked)
+    return {**body, "messages": [*sent, *(_without_nulls(message) for message in messages[checked:])]}
+
+
 def _without_nulls(message: Mapping[str, Any]) -> dict[str, Any]:
     """A message without ``null`` keys (``"name": None`` would break the API's schema)."""
     return {key: value for key, value in message.items() if value is not None}
@@ -210,14 +220,21 @@ def _short_repr(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def validate_messages(messages: Any) -> None:
-    """Check the shape of an OpenAI-style message list as the API's schema describes it."""
+def validate_messages(messages: Any, *, start: int = 0) -> None:
+    """Check the shape of an OpenAI-style message list as the API's schema describes it.
+
+    With ``start``, the messages before it were checked already (a growing conversation): only their tool-call
+    ids are read, so each message is checked once."""
     if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
         raise AimlParameterError(f"messages must be a list of message objects, got {type(messages).__name__}")
     if not messages:
         raise AimlParameterError("messages must not be empty")
     call_ids: set[str] = set()  # the ids of the tool calls asked for so far, which tool messages answer
     for index, message in enumerate(messages):
+        if index < start:
+            if message.get("role") == "assistant" and message.get("tool_calls"):
+                call_ids.update(call["id"] for call in message["tool_calls"])
+            continue
         where = f"messages[{index}]"
         if not isinstance(message, Mapping):
             raise AimlParameterError(f"{where} must be an object with 'role' and 'content'")

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from airflow_provider_aiml.agents.loop import AgentRun
     from airflow_provider_aiml.agents.record import StepRecord
     from airflow_provider_aiml.agents.tools import Tool, Toolset
+    from airflow_provider_aiml.hooks.aiml import AimlApiHook
     from airflow_provider_aiml.models import ChatCompletionResult
 
 
@@ -111,6 +112,12 @@ class AimlAgentOperator(AimlBaseOperator):
         for name in ("max_tool_calls", "max_total_tokens"):
             check_positive(self, name, whole=True, optional=True)
         check_positive(self, "max_cost_usd", whole=False, optional=True)
+
+    def make_hook(self) -> AimlApiHook:
+        """The task's hook, without a summary line per call: each step's log line says all of it."""
+        from airflow_provider_aiml.hooks.aiml import AimlApiHook
+
+        return AimlApiHook(aiml_conn_id=self.aiml_conn_id, log_calls=False)
 
     def generation_params(self) -> dict[str, Any]:
         """The generation parameters, with the tools' specs as ``tools``."""

@@ -17,6 +17,7 @@ import pytest
 
 from benchmarks import __main__ as suite
 from benchmarks import (
+    agent_loop,
     batch_throughput,
     embeddings_throughput,
     files_throughput,
@@ -41,6 +42,15 @@ SMOKE: dict[str, dict[str, Any]] = {  # the batch first: it takes as long as the
     overhead.NAME: {"sync_calls": 10, "async_calls": 16, "concurrency": 4, "repeat": 1, "warmup": 1},
     streaming.NAME: {"lines": 4, "chunk_delay": 0.002, "chunks": 40, "repeat": 1},
     import_parse.NAME: {"imports": 1, "parses": 1, "files": ["example_aiml_deferrable.py"]},
+    agent_loop.NAME: {
+        "steps": 3,
+        "rounds": 1,
+        "warmup": 1,
+        "tool_seconds": 0.05,
+        "parallel_calls": 4,
+        "parallel_repeat": 1,
+        "piece_calls": 20,
+    },
     files_throughput.NAME: {
         "pdfs": 3,
         "concurrency": 2,

@@ -16,6 +16,7 @@ from airflow_provider_aiml.hooks.building import (
     call_headers,
     client_headers,
     client_request_id,
+    extend_messages,
     new_client_request_id,
     validate_messages,
 )
@@ -579,3 +580,24 @@ def test_new_client_request_id_is_valid_and_unique():
 
     assert re.fullmatch(r"airflow-aiml:[0-9a-f]{32}", first)
     assert first != second
+
+
+def test_a_conversation_is_extended_with_only_its_new_messages_checked():
+    turn = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "w", "arguments": "{}"}}],
+    }
+    first = build_chat_body(MODEL, [*MESSAGES, turn], {}, stream=False)
+    longer = [*MESSAGES, turn, {"role": "tool", "content": "sunny", "tool_call_id": "c1", "name": None}]
+
+    extended = extend_messages(first, longer, checked=2)
+
+    assert extended == build_chat_body(MODEL, longer, {}, stream=False)  # as if built whole
+    unpaired = [*MESSAGES, turn, {"role": "tool", "content": "sunny", "tool_call_id": "c9"}]
+    with pytest.raises(AimlParameterError, match=r"'c9' answers no tool call .* asked for: c1"):
+        extend_messages(first, unpaired, checked=2)  # the earlier turns' calls still count
+    with pytest.raises(AimlParameterError, match=r"messages\[2\].role"):
+        extend_messages(first, [*MESSAGES, turn, {"role": "robot", "content": "x"}], checked=2)
+    with pytest.raises(ValueError, match="holds 2 messages, not the 1"):
+        extend_messages(first, longer, checked=1)
