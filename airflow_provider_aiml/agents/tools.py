@@ -59,6 +59,7 @@ class Tool:
     not run again by a retried task when this is true (at most once); a read-only tool is simply run again.
     A recorded result is never run again either way."""
     _arguments: type[pydantic.BaseModel] | None = field(default=None, init=False, repr=False, compare=False)
+    _is_async: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         try:
@@ -66,6 +67,10 @@ class Tool:
         except AimlParameterError:
             model = None  # *args/**kwargs or an unmodellable hint: the parsed object is passed as is
         object.__setattr__(self, "_arguments", model)
+        is_async = inspect.iscoroutinefunction(inspect.unwrap(self.function)) or inspect.iscoroutinefunction(
+            getattr(self.function, "__call__", None)  # noqa: B004  # async callable objects
+        )
+        object.__setattr__(self, "_is_async", is_async)
 
     def spec(self) -> dict[str, Any]:
         """The tool as the chat request's ``tools`` list declares it."""
@@ -117,11 +122,9 @@ class Tool:
         return {info.alias or key: getattr(validated, key) for key, info in model_fields.items()}
 
     async def _call(self, kwargs: dict[str, Any]) -> Any:
-        if inspect.iscoroutinefunction(inspect.unwrap(self.function)) or inspect.iscoroutinefunction(
-            getattr(self.function, "__call__", None)  # noqa: B004  # async callable objects
-        ):
+        if self._is_async:
             return await self.function(**kwargs)
-        result = await asyncio.to_thread(self.function, **kwargs)
+        result = await asyncio.to_thread(self.function, **kwargs)  # a plain function never blocks the loop
         if inspect.isawaitable(result):
             result = await result
         return result

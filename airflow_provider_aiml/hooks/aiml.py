@@ -50,6 +50,7 @@ from airflow_provider_aiml.hooks.parsing import (
 from airflow_provider_aiml.hooks.retry import RetryPolicy
 from airflow_provider_aiml.hooks.settings import ConnectionSettings
 from airflow_provider_aiml.hooks.sizing import (
+    CHARS_PER_TOKEN_AT_MOST,
     CONTEXT_LOOKUP_FROM_TOKENS,
     DEFAULT_CONTEXT_LENGTHS,
     check_body_size,
@@ -318,7 +319,8 @@ class AimlApiHook(BaseHook):
         already holds (an agent's next step)."""
         settings = await self.asettings()
         extended = call.extended(settings, messages, client_request_id)
-        if _needs_context_check(extended.body):
+        size = None if extended.payload is None else len(extended.payload)
+        if _needs_context_check(extended.body, size):
             check_context_length(extended.model, extended.body, await self.acontext_length(extended.model))
         return extended
 
@@ -816,8 +818,13 @@ def _catalog_url(settings: ConnectionSettings, model: str) -> str:
     return f"{settings.api_root}/model/{quote(model, safe='/:')}"
 
 
-def _needs_context_check(body: Mapping[str, Any]) -> bool:
-    """Only a prompt this long can pass a chat model's context length; shorter ones are not looked up."""
+def _needs_context_check(body: Mapping[str, Any], payload_size: int | None = None) -> bool:
+    """Only a prompt this long can pass a chat model's context length; shorter ones are not looked up.
+
+    With the encoded body's size, a body too small to hold that much text is passed without reading its
+    messages (their characters are fewer than its bytes)."""
+    if payload_size is not None and payload_size // CHARS_PER_TOKEN_AT_MOST < CONTEXT_LOOKUP_FROM_TOKENS:
+        return False
     return prompt_tokens_at_least(body["messages"]) >= CONTEXT_LOOKUP_FROM_TOKENS
 
 

@@ -423,3 +423,25 @@ def test_malformed_tool_arguments_never_escape_as_an_unhandled_exception(argumen
     assert all(isinstance(run, str) for run in tools.runs)
     steps = pushed(ctx)["steps"]
     assert steps[0]["tool_calls"][0]["name"] == name
+
+
+def test_a_conversation_that_outgrows_the_context_is_refused_before_the_step_is_sent():
+    from airflow_provider_aiml.models import DEFAULT_MODEL
+
+    catalog_url = f"{TEST_BASE_URL.removesuffix('/v1')}/model/{DEFAULT_MODEL}"
+    entry = {"object": "model", "data": {"id": DEFAULT_MODEL, "info": {"contextLength": 16_384}}}
+
+    def dump() -> str:
+        """A very long report."""
+        return "x" * 200_000  # at least 25,000 tokens: over the model's 16,384
+
+    ctx = context()
+    with respx.mock() as api:
+        catalog = api.get(catalog_url).mock(return_value=httpx.Response(200, json=entry))
+        route = api.post(CHAT_URL).mock(side_effect=[answer("", ("dump", {})), answer("never asked")])
+        with pytest.raises(AimlParameterError, match="16,384"):
+            AimlAgentOperator(task_id="agent", prompt="Dump it.", tools=[dump]).execute(ctx)
+
+    assert route.call_count == 1  # the second step was refused before it was sent
+    assert catalog.call_count == 1  # looked up only once the conversation was long enough to matter
+    assert len(pushed(ctx)["steps"]) == 1
