@@ -426,6 +426,21 @@ def _work(params: dict[str, Any]) -> dict[str, Any]:
     return asyncio.run(_measure(params))
 
 
+def _hand_step(messages: list[dict[str, Any]], response: Any) -> str | None:
+    """What the hand-written loops do with an answer: its text when it calls no tool; else run the calls it asks
+    for, append the turns to ``messages`` and return ``None``."""
+    response.raise_for_status()
+    message = response.json()["choices"][0]["message"]
+    calls = message.get("tool_calls")
+    if not calls:
+        return str(message["content"])
+    messages.append(_assistant(message))
+    for call in calls:
+        result = _lookup(**json.loads(call["function"]["arguments"]))
+        messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+    return None
+
+
 def _script(steps: int) -> list[dict[str, Any]]:
     from airflow_provider_aiml.testing import ScriptedReply
 
@@ -477,30 +492,18 @@ async def _measure(params: dict[str, Any]) -> dict[str, Any]:
         messages: list[dict[str, Any]] = [{"role": "user", "content": PROMPT}]
         for _ in range(steps):
             response = await bare.post("/chat/completions", json={"model": MODEL, "messages": messages, "tools": specs})
-            response.raise_for_status()
-            message = response.json()["choices"][0]["message"]
-            calls = message.get("tool_calls")
-            if not calls:
-                return str(message["content"])
-            messages.append(_assistant(message))
-            for call in calls:
-                result = _lookup(**json.loads(call["function"]["arguments"]))
-                messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+            answer = _hand_step(messages, response)
+            if answer is not None:
+                return answer
         raise RuntimeError("the hand-written loop ran out of steps")
 
     def hand_sync() -> str:
         messages: list[dict[str, Any]] = [{"role": "user", "content": PROMPT}]
         for _ in range(steps):
             response = bare_sync.post("/chat/completions", json={"model": MODEL, "messages": messages, "tools": specs})
-            response.raise_for_status()
-            message = response.json()["choices"][0]["message"]
-            calls = message.get("tool_calls")
-            if not calls:
-                return str(message["content"])
-            messages.append(_assistant(message))
-            for call in calls:
-                result = _lookup(**json.loads(call["function"]["arguments"]))
-                messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
+            answer = _hand_step(messages, response)
+            if answer is not None:
+                return answer
         raise RuntimeError("the hand-written loop ran out of steps")
 
     async def in_loop(function: Callable[[], str]) -> str:

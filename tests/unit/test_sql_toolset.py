@@ -14,6 +14,10 @@ import pytest
 from airflow_provider_aiml.agents import Tool, ToolOutcome, as_tools
 from airflow_provider_aiml.agents.sql import DENIED_FUNCTIONS, SqlToolset
 from airflow_provider_aiml.exceptions import AimlParameterError
+from tests.sql_spy import Spy
+from tests.sql_spy import spied as spied_fixture
+
+spied = spied_fixture  # the fixture, over this module's ``toolset``
 
 
 @pytest.fixture
@@ -54,25 +58,6 @@ def result(outcome: ToolOutcome) -> dict[str, Any]:
     assert outcome.error is None, outcome.content
     data: dict[str, Any] = json.loads(outcome.content)
     return data
-
-
-class Spy:
-    """Stands in for the hook's connection and runner: any use is a test failure."""
-
-    calls = 0
-
-    def __call__(self, *args: object, **kwargs: object) -> None:
-        Spy.calls += 1
-        raise AssertionError("the database was touched")
-
-
-@pytest.fixture
-def spied(toolset: SqlToolset, monkeypatch: pytest.MonkeyPatch) -> SqlToolset:
-    Spy.calls = 0
-    hook = toolset.hook
-    for method in ("run", "get_conn", "get_records", "get_first", "get_cursor"):
-        monkeypatch.setattr(hook, method, Spy())
-    return toolset
 
 
 def test_three_read_only_tools(toolset: SqlToolset) -> None:

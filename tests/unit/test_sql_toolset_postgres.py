@@ -18,6 +18,10 @@ import pytest
 from airflow_provider_aiml.agents import Tool, ToolOutcome, as_tools
 from airflow_provider_aiml.agents.sql import DENIED_FUNCTIONS, SqlToolset
 from tests.pg_server import PostgresServer, PostgresUnavailable, postgres_connection_env
+from tests.sql_spy import Spy
+from tests.sql_spy import spied as spied_fixture
+
+spied = spied_fixture  # the fixture, over this module's ``toolset``
 
 CONN_ID = "pg_shop"
 SCHEMA = """
@@ -99,25 +103,6 @@ def direct(pg: PostgresServer, sql: str) -> list[list[Any]]:
 
 def assert_unchanged(pg: PostgresServer, baseline: list[tuple[Any, ...]]) -> None:
     assert pg.execute(FINGERPRINT) == baseline
-
-
-class Spy:
-    """Stands in for the hook's connection and runner: any use is a test failure."""
-
-    calls = 0
-
-    def __call__(self, *args: object, **kwargs: object) -> None:
-        Spy.calls += 1
-        raise AssertionError("the database was touched")
-
-
-@pytest.fixture
-def spied(toolset: SqlToolset, monkeypatch: pytest.MonkeyPatch) -> SqlToolset:
-    Spy.calls = 0
-    hook = toolset.hook
-    for method in ("run", "get_conn", "get_records", "get_first", "get_cursor"):
-        monkeypatch.setattr(hook, method, Spy())
-    return toolset
 
 
 def test_the_connection_is_postgres_and_so_is_the_dialect(toolset: SqlToolset) -> None:
