@@ -176,6 +176,11 @@ class AgentRun:
                 f"The agent stopped before step {number}: {usage.total_tokens:,} tokens used, max_total_tokens="
                 f"{limits.max_total_tokens:,} (earlier tries of the task included)"
             )
+        if limits.max_cost_usd is not None and number > 1 and usage.usd_spent is None:
+            raise AimlAgentError(
+                f"The agent stopped before step {number}: max_cost_usd={limits.max_cost_usd} is set but the API "
+                "reported no cost for the steps so far, so the budget cannot be enforced"
+            )
         if limits.max_cost_usd is not None and (usage.usd_spent or 0.0) >= limits.max_cost_usd:
             raise AimlAgentError(
                 f"The agent stopped before step {number}: ${usage.usd_spent or 0.0:.6f} spent, max_cost_usd="
@@ -296,14 +301,18 @@ def _assistant_turn(answer: ChatCompletionResult) -> dict[str, Any]:
 
 
 def _with_call_ids(answer: ChatCompletionResult, number: int) -> ChatCompletionResult:
-    """The answer with an id on every tool call (a few models send none; the record and the tool messages
-    need one)."""
-    if all(call.id for call in answer.tool_calls):
+    """The answer with its own id on every tool call: a few models send none, or one id twice, and the record
+    and the tool messages need one per call. The ids given are the same on every try, so a replay matches."""
+    ids = [call.id for call in answer.tool_calls]
+    if all(ids) and len(set(ids)) == len(ids):
         return answer
-    calls = [
-        call if call.id else call.model_copy(update={"id": f"s{number}_{i}"})
-        for i, call in enumerate(answer.tool_calls)
-    ]
+    seen: set[str] = set()
+    calls = []
+    for i, call in enumerate(answer.tool_calls):
+        if not call.id or call.id in seen:
+            call = call.model_copy(update={"id": f"s{number}_{i}"})
+        seen.add(call.id)
+        calls.append(call)
     return answer.model_copy(update={"tool_calls": calls})
 
 

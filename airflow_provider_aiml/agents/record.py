@@ -30,9 +30,12 @@ def run_fingerprint(
     tool_specs: Sequence[Mapping[str, Any]],
     params: Mapping[str, Any],
     extra_body: Mapping[str, Any] | None,
+    *,
+    task: str = "",
 ) -> str:
-    """A hash of everything that shapes the run's requests."""
-    material = json.dumps([model, messages, tool_specs, params, extra_body], sort_keys=True, default=str)
+    """A hash of everything that shapes the run's requests, and of the task instance that runs it (``task``), so
+    tasks that share a record file never replay each other's steps."""
+    material = json.dumps([model, messages, tool_specs, params, extra_body, task], sort_keys=True, default=str)
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
@@ -57,11 +60,13 @@ class StepRecord:
         """Read the entries of earlier tries."""
         if self._checkpoint is None:
             return
-        for index, entry in sorted(self._checkpoint.load().items()):
-            self._next_index = max(self._next_index, index + 1)
-            if entry.get("fingerprint") != self.fingerprint:
+        # Read by line, not by index: tasks writing one file at once (mapped instances sharing a path) number
+        # their lines alike, and each keeps only the lines of its own fingerprint.
+        for entry in self._checkpoint.load_entries():
+            if entry.get("fingerprint") != self.fingerprint or "key" not in entry:
                 self.ignored += 1
                 continue
+            self._next_index += 1
             self._entries[str(entry["key"])] = entry
 
     @property

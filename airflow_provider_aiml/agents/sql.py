@@ -213,8 +213,7 @@ class SqlToolset:
             columns = []
         if not columns:  # no SQLAlchemy inspector for this database: the names from an empty result
             sql = self._render(_limited(self._parse(f"SELECT * FROM {table}"), 0))
-            hook.run(sql, handler=lambda cursor: cursor.fetchall())
-            description = hook.last_description or []
+            description, _ = self._fetch(sql, 0)
             columns = [{"name": column[0], "type": _type_name(column[1])} for column in description]
         return {"table": table, "columns": columns}
 
@@ -226,10 +225,8 @@ class SqlToolset:
         statement = self.check(sql)
         if statement.args.get("limit") is None:
             statement = _limited(statement, self.max_rows + 1)
-        rendered = self._render(statement)
-        hook = self.hook
-        rows = hook.run(rendered, handler=lambda cursor: cursor.fetchmany(self.max_rows + 1)) or []
-        columns = [column[0] for column in (hook.last_description or [])]
+        description, rows = self._fetch(self._render(statement), self.max_rows + 1)
+        columns = [column[0] for column in description]
         truncated = len(rows) > self.max_rows
         result: dict[str, Any] = {
             "columns": columns,
@@ -238,6 +235,18 @@ class SqlToolset:
         if truncated:
             result["note"] = f"truncated to {self.max_rows} rows; aggregate or filter to see the rest"
         return json.dumps(result, separators=(",", ":"), ensure_ascii=False, default=str)
+
+    def _fetch(self, sql: str, rows: int) -> tuple[Sequence[Any], list[Any]]:
+        """The result's column descriptions and at most ``rows`` rows, both read from this query's own cursor
+        (the hook's ``last_description`` is shared by queries running at once)."""
+        described: list[Sequence[Any]] = []
+
+        def handler(cursor: Any) -> list[Any]:
+            described.append(cursor.description or ())
+            return list(cursor.fetchmany(rows)) if rows else []
+
+        fetched = self.hook.run(sql, handler=handler) or []
+        return (described[0] if described else ()), list(fetched)
 
     # --- checks ---------------------------------------------------------------------------------------------
 
@@ -254,6 +263,9 @@ class SqlToolset:
                 raise ToolRefusal(f"the query may only read, and it contains {node.sql(dialect=self.dialect)[:80]!r}")
             if isinstance(node, exp.Func):
                 self._check_function(node)
+            if isinstance(node, exp.In) and node.args.get("field") is not None:  # SQLite's `x IN some_table`
+                shown = node.sql(dialect=self.dialect)[:80]
+                raise ToolRefusal(f"`IN` must be followed by a list or a subquery, not a table name: {shown!r}")
         try:
             scopes = traverse_scope(statement)
         except Exception as error:

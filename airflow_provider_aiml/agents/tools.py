@@ -23,6 +23,7 @@ import pydantic
 from pydantic_core import to_jsonable_python
 
 from airflow_provider_aiml.exceptions import AimlParameterError
+from airflow_provider_aiml.hooks.parsing import well_formed
 from airflow_provider_aiml.models import NAME_PATTERN
 
 MAX_TOOLS = 128
@@ -389,13 +390,19 @@ def _describe_errors(error: pydantic.ValidationError, model: type[pydantic.BaseM
 
 
 def _as_text(result: Any) -> str:
+    """The result as the model reads it: a string as it is, anything else as compact JSON. A structure is
+    masked before it is encoded: once in JSON, a secret with a quote or a backslash in it is escaped, and the
+    masker would no longer recognise it."""
     if isinstance(result, str):
         return result
-    return json.dumps(to_jsonable_python(result, fallback=str), separators=(",", ":"), ensure_ascii=False, default=str)
+    value = to_jsonable_python(result, fallback=str)
+    if _redact is not None:
+        value = _redact(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _outcome(text: str, failed: bool, started: float) -> ToolOutcome:
-    masked = mask(text)
+    masked = well_formed(mask(text))  # a lone surrogate the model sent in an argument may come back in the text
     return ToolOutcome(content=masked, error=masked if failed else None, duration_s=time.perf_counter() - started)
 
 

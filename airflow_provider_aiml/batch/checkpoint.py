@@ -43,14 +43,25 @@ class Checkpoint:
 
     def load(self) -> dict[int, dict[str, Any]]:
         """Finished records by index. A line cut off by a crash is ignored (its record is simply asked again)."""
-        text = self._read()
         entries: dict[int, dict[str, Any]] = {}
-        for line in text.splitlines():
+        for entry in self.load_entries():
             try:
-                entry = json.loads(line)
                 entries[int(entry["index"])] = entry
             except (ValueError, KeyError, TypeError):
                 continue
+        return entries
+
+    def load_entries(self) -> list[dict[str, Any]]:
+        """Every whole line, in the order written (a line cut off by a crash is ignored)."""
+        entries: list[dict[str, Any]] = []
+        for line in self._read().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(entry, dict):
+                continue
+            entries.append(entry)
             if self._local is None:
                 self._lines.append(line)  # a remote file is rewritten whole, old lines included
         return entries

@@ -26,6 +26,7 @@ class _AimlBranchDecoratedOperator(DecoratedOperator, AimlBranchOperator):
     template_fields_renderers: ClassVar[dict[str, str]] = decorated_renderers(AimlBranchOperator)
     custom_operator_name = "@task.aiml_branch"
     overwrite_rtif_after_execution = True
+    resume_with_messages = True  # the prompt came from the function: a resumed task cannot rebuild it
 
     def execute(self, context: Context) -> Any:
         _take_prompt(self, _call(self, context), self.custom_operator_name)

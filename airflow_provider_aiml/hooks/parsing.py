@@ -169,8 +169,8 @@ def _completion_from_payload(payload: dict[str, Any], call: CallInfo) -> ChatCom
     message = choice.get("message") or {}
     if not isinstance(message, dict):
         raise _response_error("The API's answer has a choice without a message object", call)
-    content = _text(message.get("content"))
-    reasoning = _reasoning_of(message)
+    content = well_formed(_text(message.get("content")))
+    reasoning = well_formed(_reasoning_of(message))
     content, reasoning = split_think_block(content, reasoning)
     tool_calls = [ToolCall.model_validate(_tool_call_dict(call_)) for call_ in message.get("tool_calls") or []]
     return ChatCompletionResult(
@@ -212,6 +212,18 @@ def _text(content: Any) -> str:
     raise TypeError(f"message content is a {type(content).__name__}")
 
 
+def well_formed(text: str) -> str:
+    """``text`` with any lone surrogate (a broken ``\\ud83d`` escape in the JSON) replaced by ``?``: such text
+    cannot be written as UTF-8 nor sent back to the API, so it would fail the call after it was paid for."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 def _optional_str(value: Any) -> str | None:
     return None if value is None else str(value)
 
@@ -245,11 +257,11 @@ def _tool_call_dict(value: Any) -> dict[str, Any]:
     function = value.get("function") or {}
     return {
         **value,
-        "id": str(value.get("id") or ""),
+        "id": well_formed(str(value.get("id") or "")),
         "function": {
             **function,
-            "name": str(function.get("name") or ""),
-            "arguments": _arguments_text(function.get("arguments")),
+            "name": well_formed(str(function.get("name") or "")),
+            "arguments": well_formed(_arguments_text(function.get("arguments"))),
         },
     }
 

@@ -43,9 +43,11 @@ class AimlAgentOperator(AimlBaseOperator):
     :param max_steps: model steps at most (default 10); reaching it with the model still calling tools fails.
     :param max_tool_errors: tool calls that may fail (bad arguments, an exception, an unknown name) before the
         task fails (default 3).
-    :param max_tool_calls: tool calls at most, across all steps and tries.
-    :param max_total_tokens: tokens at most across all steps and tries; no step starts past it.
-    :param max_cost_usd: USD at most across all steps and tries; no step starts past it.
+    :param max_tool_calls: tool calls at most, across all steps (and tries, with ``checkpoint_path``).
+    :param max_total_tokens: tokens at most across all steps (and tries, with ``checkpoint_path``); no step
+        starts past it.
+    :param max_cost_usd: USD at most across all steps (and tries, with ``checkpoint_path``); no step starts past
+        it. When the API reports no cost the run stops after its first step, as the budget cannot be enforced.
     :param max_parallel_tools: tool calls of one step run at once at most (default 4).
     :param checkpoint_path: a local path or storage URL (templated, e.g. with ``{{ run_id }}``) where the steps
         are recorded; without it a retried task starts the run afresh.
@@ -142,7 +144,14 @@ class AimlAgentOperator(AimlBaseOperator):
             media=self.media_options() if self.images else None,
         )
         params = {**self.generation_params(), "tools": [tool.spec() for tool in tools]}
-        fingerprint = run_fingerprint(self.model, messages, params["tools"], params, self.extra_body)
+        ti = context["ti"]
+        task = f"{ti.dag_id}.{ti.task_id}[{ti.map_index}]"
+        fingerprint = run_fingerprint(self.model, messages, params["tools"], params, self.extra_body, task=task)
+        if not self.checkpoint_path and self.retries and self._has_budget():
+            self.log.warning(
+                "The budgets (max_tool_calls, max_total_tokens, max_cost_usd) count only this try: without a "
+                "checkpoint_path a retry starts the run afresh, with its whole budget"
+            )
         record = StepRecord(self.checkpoint_path or None, fingerprint, conn_id=self.storage_conn_id)
         record.open()
         self._log_record(record)
@@ -191,6 +200,9 @@ class AimlAgentOperator(AimlBaseOperator):
             return answer, self.parse_answer(answer.content)
         finally:
             await self.hook.aclose()
+
+    def _has_budget(self) -> bool:
+        return any(limit is not None for limit in (self.max_tool_calls, self.max_total_tokens, self.max_cost_usd))
 
     def _log_record(self, record: StepRecord) -> None:
         if record.location is None:

@@ -8,6 +8,7 @@ person deciding must never make the model be asked (and billed) again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -135,8 +136,11 @@ class AimlApprovalOperator(ApprovalOperator):
         return content
 
     def _checked_content(self) -> str:
+        """The answer to review as text: a structured answer (a typed agent's dict, rendered natively) as JSON."""
         from airflow_provider_aiml.exceptions import AimlParameterError
 
+        if isinstance(self.content, dict | list) and self.content:
+            return json.dumps(self.content, indent=2, ensure_ascii=False, default=str)
         if not isinstance(self.content, str) or not self.content.strip():
             raise AimlParameterError(
                 f"Task {self.task_id!r}: content must be the non-empty answer to review, got {self.content!r:.80}"

@@ -109,3 +109,19 @@ with _dag("aiml_branch_decorator"):
         return "billing"
 
     route() >> [shipping_team(), billing_team()]
+
+with _dag("aiml_branch_deferred"):
+
+    @task.aiml_branch(deferrable=True)
+    def route_later(ticket: str = "my parcel never arrived") -> str:
+        return f"Which team handles this ticket: {ticket!r}?"
+
+    @task
+    def parcels() -> str:
+        return "parcels"
+
+    @task
+    def payments() -> str:
+        return "payments"
+
+    route_later() >> [parcels(), payments()]

@@ -78,6 +78,17 @@ def test_the_triage_example_runs_exactly_one_team_with_the_models_reason(dagbag,
     assert "charged twice" in sent(emulator)["messages"][-1]["content"]
 
 
+def test_a_deferred_branch_decorator_resumes_and_branches(dagbag, emulator):
+    emulator.set_reply(content=json.dumps({"choice": "parcels", "reason": "a lost parcel"}))
+
+    dag_run = run(dagbag, "aiml_branch_deferred")
+
+    assert dag_run.state == "success"
+    assert len(emulator.chat_requests) == 1
+    assert (state(dag_run, "parcels"), state(dag_run, "payments")) == ("success", "skipped")
+    assert xcom(dag_run, "reason", "route_later") == "a lost parcel"
+
+
 # --- agents -------------------------------------------------------------------------------------------------
 
 

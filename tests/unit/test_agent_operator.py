@@ -445,3 +445,69 @@ def test_a_conversation_that_outgrows_the_context_is_refused_before_the_step_is_
     assert route.call_count == 1  # the second step was refused before it was sent
     assert catalog.call_count == 1  # looked up only once the conversation was long enough to matter
     assert len(pushed(ctx)["steps"]) == 1
+
+
+def test_tasks_sharing_a_record_file_keep_their_own_steps(tmp_path):
+    """Mapped instances with one checkpoint_path write the file at once: each reads back only its own lines."""
+    from airflow_provider_aiml.agents.record import StepRecord, run_fingerprint
+
+    path = tmp_path / "shared.jsonl"
+    prints = [
+        run_fingerprint("m", [{"role": "user", "content": "pay"}], [], {}, None, task=f"d.t[{i}]") for i in (0, 1)
+    ]
+    assert prints[0] != prints[1]  # the same run in two task instances
+    writers = [StepRecord(path, fingerprint) for fingerprint in prints]
+    for record in writers:
+        record.open()  # both open the empty file before either writes
+    for number, record in enumerate(writers):
+        record.add_tool_start(1, "call_0", "pay")
+        record.add_tool_result(1, "call_0", {"content": f"paid by {number}", "error": None})
+    for record in writers:
+        record.close()
+
+    retried = StepRecord(path, prints[0])
+    retried.open()
+    assert retried.tool_result(1, "call_0")["outcome"] == {"content": "paid by 0", "error": None}
+    assert (retried.replayable, retried.ignored) == (2, 2)
+
+
+def test_a_cost_budget_the_api_gives_no_figures_for_stops_the_run_after_the_first_step():
+    tools = Counter()
+    with respx.mock() as api:
+        route = api.post(CHAT_URL).mock(side_effect=lambda request: answer("", ("lookup", {"city": "Oslo"})))
+        with pytest.raises(AimlAgentError, match=r"reported no cost .* cannot be enforced"):
+            make(tools, max_cost_usd=0.01).execute(context())
+    assert route.call_count == 1
+
+
+def test_two_calls_with_one_id_are_told_apart():
+    tools = Counter()
+    ctx = context()
+    with respx.mock() as api:
+        first = answer("", ("lookup", {"city": "Oslo"}), ("lookup", {"city": "Rome"}))
+        body = json.loads(first.content)
+        for call in body["choices"][0]["message"]["tool_calls"]:
+            call["id"] = "dup"
+        route = api.post(CHAT_URL).mock(side_effect=[httpx.Response(200, json=body), answer("Both sunny.")])
+        make(tools).execute(ctx)
+
+    assert sorted(tools.runs) == ["Oslo", "Rome"]  # both ran: neither was taken for an interrupted call
+    tool_messages = [m for m in sent(route, 1)["messages"] if m["role"] == "tool"]
+    assert [m["tool_call_id"] for m in tool_messages] == ["dup", "s1_1"]
+    assert [m["content"] for m in tool_messages] == ["sunny in Oslo", "sunny in Rome"]
+
+
+def test_a_broken_escape_in_the_models_text_is_neither_fatal_nor_billed_twice(tmp_path):
+    tools = Counter()
+    record = tmp_path / "agent.jsonl"
+    final = httpx.Response(200, content=answer("Sunny X.").content.replace(b"X", b"\\ud83d"))  # JSON: "\ud83d"
+    with respx.mock() as api:
+        # the arguments decode to a city with a lone surrogate in it, the final answer has one too
+        route = api.post(CHAT_URL).mock(side_effect=[answer("", ("lookup", '{"city": "Oslo \\ud83d"}')), final])
+        result = make(tools, checkpoint_path=str(record)).execute(context())
+
+    assert route.call_count == 2
+    assert tools.runs == ["Oslo \ud83d"]  # the tool got what the model sent
+    assert json.loads(route.calls[1].request.content)["messages"][-1]["content"] == "sunny in Oslo ?"
+    assert result == "Sunny ?."
+    assert "model:2" in record.read_text(encoding="utf-8")  # every step was recorded

@@ -277,6 +277,21 @@ def test_secrets_are_masked_in_results_and_errors() -> None:
     assert error.content == "ToolError: RuntimeError: login failed with ***"
 
 
+def test_a_secret_with_quotes_and_backslashes_is_masked_in_a_structured_result() -> None:
+    from airflow.sdk.log import mask_secret
+
+    secret = 'pa"ss\\word-9f'
+    mask_secret(secret)
+
+    def read_config() -> dict[str, object]:
+        """Read."""
+        return {"password": secret, "hosts": [{"address": f"db://u:{secret}@h"}]}
+
+    outcome = run(make_tool(read_config), "{}")
+    assert json.loads(outcome.content) == {"password": "***", "hosts": [{"address": "db://u:***@h"}]}
+    assert "word-9f" not in outcome.content
+
+
 def test_non_json_results_become_text() -> None:
     class Odd:
         def __str__(self) -> str:

@@ -77,6 +77,18 @@ def test_it_sits_in_a_dag_with_params_and_offers_only_its_own_form():
     assert sorted(upsert.call_args.kwargs["params"]) == ["comment", "content"]
 
 
+def test_a_structured_answer_is_reviewed_as_json():
+    operator = AimlApprovalOperator(task_id="review", content={"title": "Release 2.4", "items": ["exports"]})
+    with (
+        mock.patch("airflow.providers.standard.operators.hitl.upsert_hitl_detail") as upsert,
+        pytest.raises(TaskAwaitingInput),
+    ):
+        operator.execute(context())
+
+    shown = upsert.call_args.kwargs["params"]["content"]["value"]
+    assert shown == '{\n  "title": "Release 2.4",\n  "items": [\n    "exports"\n  ]\n}'
+
+
 def test_approving_as_is_passes_the_models_answer_on():
     ctx = context()
     result = make().execute_complete(ctx, event("Approve", content=ANSWER, comment=""))

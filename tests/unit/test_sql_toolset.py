@@ -194,6 +194,8 @@ def test_cells_are_clipped(toolset: SqlToolset) -> None:
         ("SELECT * FROM users; SELECT * FROM orders", "send exactly one statement, not 2"),
         ("SELECT * FROM secrets", "the table 'secrets' is not one you may use; the tables are: users, orders"),
         ("SELECT * FROM users WHERE id IN (SELECT k FROM secrets)", "'secrets' is not one you may use"),
+        ("SELECT ('root', 'hunter2') IN secrets", "not a table name"),  # SQLite reads the table for this
+        ("SELECT 1 FROM users WHERE (name, 1) IN main.secrets", "not a table name"),
         ("WITH s AS (SELECT * FROM secrets) SELECT * FROM s", "'secrets' is not one you may use"),
         ("SELECT * FROM users u JOIN secrets s ON 1 = 1", "'secrets' is not one you may use"),
         ("SELECT * FROM users UNION SELECT k, v, 1 FROM secrets", "'secrets' is not one you may use"),
