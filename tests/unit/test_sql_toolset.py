@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aiml.agents import Tool, ToolOutcome, as_tools
 from airflow_provider_aiml.agents.sql import DENIED_FUNCTIONS, SqlToolset
 from airflow_provider_aiml.exceptions import AimlParameterError
-from tests.sql_spy import Spy
-from tests.sql_spy import spied as spied_fixture
+from tests.sql_toolset_helpers import Spy, query, record_sql, result, tools_of
+from tests.sql_toolset_helpers import spied as spied_fixture
 
 spied = spied_fixture  # the fixture, over this module's ``toolset``
 
@@ -44,20 +43,6 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def toolset(db: Path) -> SqlToolset:
     return SqlToolset("shop_db", ["users", "orders"], max_rows=100, max_cell_chars=50)
-
-
-def tools_of(toolset: SqlToolset) -> dict[str, Tool]:
-    return {t.name: t for t in as_tools([toolset])}
-
-
-def query(toolset: SqlToolset, sql: str) -> ToolOutcome:
-    return asyncio.run(tools_of(toolset)["run_query"].run(json.dumps({"sql": sql})))
-
-
-def result(outcome: ToolOutcome) -> dict[str, Any]:
-    assert outcome.error is None, outcome.content
-    data: dict[str, Any] = json.loads(outcome.content)
-    return data
 
 
 def test_three_read_only_tools(toolset: SqlToolset) -> None:
@@ -154,15 +139,7 @@ def test_cte_and_union(toolset: SqlToolset) -> None:
 
 def test_row_cap_says_truncated_and_limits_the_read(toolset: SqlToolset, db: Path) -> None:
     capped = SqlToolset("shop_db", ["users"], max_rows=5)
-    seen: list[str] = []
-    hook = capped.hook
-    original = hook.run
-
-    def recording(sql: str, **kwargs: Any) -> Any:
-        seen.append(sql)
-        return original(sql, **kwargs)
-
-    hook.run = recording
+    seen = record_sql(capped)
     data = result(query(capped, "SELECT id FROM users ORDER BY id"))
     assert data["rows"] == [[1], [2], [3], [4], [5]]
     assert data["note"].startswith("truncated to 5 rows")

@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_aiml.agents import Tool, ToolOutcome, as_tools
 from airflow_provider_aiml.agents.sql import DENIED_FUNCTIONS, SqlToolset
 from tests.pg_server import PostgresServer, PostgresUnavailable, postgres_connection_env
-from tests.sql_spy import Spy
-from tests.sql_spy import spied as spied_fixture
+from tests.sql_toolset_helpers import Spy, query, record_sql, result, tools_of
+from tests.sql_toolset_helpers import spied as spied_fixture
 
 spied = spied_fixture  # the fixture, over this module's ``toolset``
 
@@ -77,20 +76,6 @@ def pg_env(pg: PostgresServer, baseline: list[tuple[Any, ...]], monkeypatch: pyt
 @pytest.fixture
 def toolset(pg_env: PostgresServer) -> SqlToolset:
     return SqlToolset(CONN_ID, ["orders", "customers"], max_rows=100, max_cell_chars=50)
-
-
-def tools_of(toolset: SqlToolset) -> dict[str, Tool]:
-    return {t.name: t for t in as_tools([toolset])}
-
-
-def query(toolset: SqlToolset, sql: str) -> ToolOutcome:
-    return asyncio.run(tools_of(toolset)["run_query"].run(json.dumps({"sql": sql})))
-
-
-def result(outcome: ToolOutcome) -> dict[str, Any]:
-    assert outcome.error is None, outcome.content
-    data: dict[str, Any] = json.loads(outcome.content)
-    return data
 
 
 def direct(pg: PostgresServer, sql: str) -> list[list[Any]]:
@@ -198,15 +183,7 @@ def test_postgres_syntax_round_trips(toolset: SqlToolset, pg: PostgresServer, sq
 
 def test_max_rows_truncates_and_limits_the_read(pg_env: PostgresServer) -> None:
     capped = SqlToolset(CONN_ID, ["orders"], max_rows=5)
-    seen: list[str] = []
-    hook = capped.hook
-    original = hook.run
-
-    def recording(sql: str, **kwargs: Any) -> Any:
-        seen.append(sql)
-        return original(sql, **kwargs)
-
-    hook.run = recording
+    seen = record_sql(capped)
     data = result(query(capped, "SELECT id FROM orders ORDER BY id"))
     assert data["rows"] == [[1], [2], [3], [4], [5]]
     assert data["note"].startswith("truncated to 5 rows")
