@@ -3,7 +3,9 @@
     .venv/bin/python -m benchmarks --only agent_loop
 
 The parent starts the emulator (its own process, no added latency) and one worker process that runs every loop,
-logging like an Airflow task (structlog JSON lines to a file). Before each run the emulator is reset and
+logging like an Airflow task (structlog JSON lines to a file). With two cores or more, the worker is pinned to
+one and the emulator to another, as a client and a remote server would be; the loops are then measured once more
+unpinned, for reference. Before each run the emulator is reset and
 scripted (``POST /_emulator/script``) with the same conversation: ``steps - 1`` answers that each ask for one
 call of a cheap tool, then an answer made of the tool results. Each loop sends the same requests (checked once:
 the emulator's request log of one run of each loop holds the same bodies) and, after every measured run, the
@@ -42,6 +44,7 @@ from benchmarks._common import (
     root_of,
     rotated,
     run_worker,
+    separate_cores,
     table,
     temp_home,
     verdict,
@@ -107,11 +110,33 @@ def run(
         "parallel_repeat": parallel_repeat,
         "piece_calls": piece_calls,
     }
-    with emulator_process() as emulator, temp_home() as home:
-        params |= {"base_url": emulator.base_url, "home": str(home), "log": str(home / "task.log")}
-        raw = run_worker(f"benchmarks.{NAME}", params, airflow_env(home, {"aiml_default": emulator.base_url}), timeout)
-    result: dict[str, Any] = {"params": {k: v for k, v in params.items() if k not in ("base_url", "home", "log")}}
-    runs = raw["loops"]
+    cores = separate_cores()
+    raw = _run_worker(params, cores, timeout)
+    result: dict[str, Any] = {"params": params, "pinned": cores is not None}
+    result["loops"] = _loop_summary(raw["loops"], steps)
+    if cores is not None:  # the same loops with the kernel placing every thread, for reference
+        shared = _run_worker({**params, "rounds": max(1, rounds // 2), "loops_only": True}, None, timeout)
+        result["loops_unpinned"] = _loop_summary(shared["loops"], steps)
+    result["body_differences"] = raw["differences"]
+    result["body_kb_last"] = raw["body_kb_last"]
+    result["parallel"] = _parallel_summary(raw["parallel"], tool_seconds)
+    result["pieces"] = raw["pieces"]
+    result["cores"], result["executor_workers"] = raw["cores"], raw["executor_workers"]
+    result["targets"] = _targets(result)
+    return result
+
+
+def _run_worker(params: dict[str, Any], cores: tuple[int, int] | None, timeout: float) -> dict[str, Any]:
+    """One worker process measuring against its own emulator; with ``cores``, the worker on the first and the
+    emulator on the second."""
+    worker_cpu, emulator_cpu = cores if cores is not None else (None, None)
+    with emulator_process(cpu=emulator_cpu) as emulator, temp_home() as home:
+        paths = {"base_url": emulator.base_url, "home": str(home), "log": str(home / "task.log")}
+        env = airflow_env(home, {"aiml_default": emulator.base_url})
+        return run_worker(f"benchmarks.{NAME}", params | paths, env, timeout, cpu=worker_cpu)
+
+
+def _loop_summary(runs: dict[str, list[dict[str, Any]]], steps: int) -> dict[str, Any]:
     loops: dict[str, Any] = {}
     for name in LOOPS:
         per_step_ms = [m["wall"] / steps * 1e3 for m in runs[name]]
@@ -132,14 +157,7 @@ def run(
     hand_ms = loops[HAND]["step_ms"]
     for summary in loops.values():
         summary["added_us_per_step"] = (summary["step_ms"] - hand_ms) * 1e3
-    result["loops"] = loops
-    result["body_differences"] = raw["differences"]
-    result["body_kb_last"] = raw["body_kb_last"]
-    result["parallel"] = _parallel_summary(raw["parallel"], tool_seconds)
-    result["pieces"] = raw["pieces"]
-    result["cores"], result["executor_workers"] = raw["cores"], raw["executor_workers"]
-    result["targets"] = _targets(result)
-    return result
+    return loops
 
 
 def _parallel_summary(raw: dict[str, list[dict[str, Any]]], tool_seconds: float) -> dict[str, Any]:
@@ -202,7 +220,13 @@ def report(result: dict[str, Any], img: str | None) -> list[str]:
         "each ask for one call of a cheap tool (it formats a string), then an answer made of the tool results. "
         f"Each figure is from {p['rounds']} rounds; in each round every loop runs once, back to back (a different "
         f"order each round), in one worker process, after {p['warmup']} unmeasured runs of each. A ratio against "
-        "the hand-written loop is the median of the rounds' ratios.",
+        "the hand-written loop is the median of the rounds' ratios. "
+        + (
+            "The worker process runs on one core and the emulator on the other, as a client and a remote API "
+            "would (unpinned figures below the table)."
+            if result.get("pinned")
+            else "This machine has one core: the worker and the emulator share it."
+        ),
         "",
         *table(
             ("Target", "Goal", "Result", ""),
@@ -240,6 +264,7 @@ def report(result: dict[str, Any], img: str | None) -> list[str]:
         "Log lines/step",
     )
     lines += [*table(header, rows), ""]
+    lines += _unpinned_lines(result)
     spread = "; ".join(
         f"{name} {' / '.join(f'{percentile(s[RUNS], q):.2f}' for q in (0, 10, 50, 90, 100))}"
         for name, s in loops.items()
@@ -298,6 +323,33 @@ def report(result: dict[str, Any], img: str | None) -> list[str]:
     return lines
 
 
+def _unpinned_lines(result: dict[str, Any]) -> list[str]:
+    """The same loops with neither process pinned, and what that changes."""
+    shared = result.get("loops_unpinned")
+    if not shared:
+        return []
+    pinned = result["loops"]
+    rows = [
+        (
+            name,
+            f"{s['step_ms']:.2f}",
+            "-" if name == HAND else f"{s['vs_hand']:.2f}x",
+            f"{s['step_ms'] - pinned[name]['step_ms']:+.2f}",
+        )
+        for name, s in shared.items()
+    ]
+    rounds = len(next(iter(shared.values()))[RUNS])
+    return [
+        f"Unpinned, the kernel placing every thread ({rounds} rounds). On two cores it often wakes the thread a "
+        "sync tool runs in on the core where the emulator is still finishing the previous answer, and the step "
+        "waits for it: a cost of sharing a machine with the server, which a client of the remote API does not "
+        "pay.",
+        "",
+        *table(("Loop", "ms/step (median)", "vs hand-written", "ms/step vs pinned"), rows),
+        "",
+    ]
+
+
 def _pieces_table(result: dict[str, Any]) -> list[str]:
     pieces, calls = result["pieces"], result["params"]["piece_calls"]
     rows = [
@@ -320,7 +372,7 @@ def _pieces_table(result: dict[str, Any]) -> list[str]:
 def _largest_pieces(result: dict[str, Any]) -> list[str]:
     """What a step pays most for, from the pieces (the whole tool phase rather than its parts)."""
     pieces = result["pieces"]
-    hop = f" (of which {pieces['to_thread']:.0f} µs for the thread hop)"
+    hop = f" (of which {pieces['tool_threads']:.0f} µs for the thread hop)"
     extra = {
         "extending and checking the request": (pieces["extend"] - pieces["hand_encode"], ""),
         "reading the answer into a result": (pieces["parse"] - pieces["hand_decode"], ""),
@@ -365,7 +417,8 @@ def _method_notes(result: dict[str, Any]) -> list[str]:
         "- **Per step** is the run's wall time (building the run, fingerprint included, to the final answer) "
         f"divided by its {p['steps']} model steps; client CPU is the worker's `time.process_time()` over the run. "
         "The emulator's own time per request and the loopback round trip are in every loop's figure alike. "
-        f"The emulator and the worker each run in their own process on this {result['cores']}-core machine.",
+        f"The emulator and the worker each run in their own process on this {result['cores']}-core machine, "
+        "each pinned to a core of its own (`os.sched_setaffinity`) when there are two.",
         f"- **µs/step added** is what a step costs more than in the hand-written loop. A real model step takes "
         f"hundreds of milliseconds at least: {added:,.0f} µs is {added / 1e3 / 500:.2%} of a 500 ms step.",
         "",
@@ -552,8 +605,10 @@ async def _measure(params: dict[str, Any]) -> dict[str, Any]:
                 runs[name].append(
                     {"wall": timer.wall, "cpu": timer.cpu, "requests": stats["chat_requests"], "log_lines": lines}
                 )
-        parallel = await _parallel(params, hook, control)
-        pieces = await _pieces(params, hook, control, sync_tools[0], async_tools[0])
+        parallel, pieces = {}, {}
+        if not params.get("loops_only"):
+            parallel = await _parallel(params, hook, control)
+            pieces = await _pieces(params, hook, control, sync_tools[0], async_tools[0])
     finally:
         await bare.aclose()
         bare_sync.close()
@@ -698,11 +753,17 @@ PIECES: tuple[tuple[str, str, str | None], ...] = (
     ("bookkeeping", "Step bookkeeping: usage total, the answer kept for the record, step report, assistant turn", None),
     (
         "tool_sync",
-        "Run the sync tool (`Tool.run`: arguments checked by pydantic, `asyncio.to_thread`, masker)",
+        "Run the sync tool (`Tool.run`: arguments checked by pydantic, the run's tool thread, masker)",
         "hand_tool",
     ),
     ("tool_async", "Run the async tool (`Tool.run`, awaited)", "hand_tool"),
-    ("to_thread", "of which: `asyncio.to_thread` of a function that does nothing", None),
+    ("tool_threads", "of which: the hop to the run's tool thread and back, for a function that does nothing", None),
+    (
+        "tool_threads_awaited",
+        "for comparison: the same hop awaited, as when several calls run at once (`ToolThreads.run`)",
+        None,
+    ),
+    ("to_thread", "for comparison: `asyncio.to_thread` of the same function", None),
     ("tool_phase_sync", "The whole tool phase of a step, one sync call (`_run_tools`, log lines dropped)", "hand_tool"),
     (
         "tool_phase_async",
@@ -725,6 +786,7 @@ async def _pieces(
 
     from airflow_provider_aiml.agents import loop as agent_loop
     from airflow_provider_aiml.agents.record import StepRecord
+    from airflow_provider_aiml.agents.threads import ToolThreads
     from airflow_provider_aiml.hooks.building import validate_messages
     from airflow_provider_aiml.hooks.parsing import parse_completion
     from airflow_provider_aiml.testing import ScriptedReply
@@ -789,9 +851,11 @@ async def _pieces(
     quiet = new_run(silent)
     by_sync, by_async = {"lookup": sync_tool}, {"lookup": async_tool}
 
+    threads = ToolThreads(1)
+
     async def tool_phase(by_name: dict[str, Any]) -> None:
         quiet.record = StepRecord(None, "bench")
-        await quiet._run_tools(1, answer.tool_calls, by_name)
+        await quiet._run_tools(1, answer.tool_calls, by_name, threads)
 
     record = StepRecord(Path(params["home"]) / "pieces.jsonl", "bench")
     body = {"model": MODEL, "messages": messages, "tools": specs}
@@ -799,27 +863,33 @@ async def _pieces(
         record_entry = sync(lambda: record.add_model_step(1, answer), number=max(1, calls // 20))
     finally:
         record.close()
-    return {
-        "record_entry": record_entry,
-        "build": await asynchronous(
-            lambda: hook.aprepare_chat(messages, MODEL, "bench:s10", None, run_params, stream=False)
-        ),
-        "validate": sync(lambda: validate_messages(messages)),
-        "extend": await asynchronous(lambda: hook.aextend_chat(earlier, messages, "bench:s10")),
-        "hand_encode": sync(lambda: json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()),
-        "parse": sync(lambda: parse_completion(content, prepared.info(response))),
-        "hand_decode": sync(lambda: json.loads(content)),
-        "bookkeeping": sync(bookkeeping),
-        "tool_sync": await asynchronous(lambda: sync_tool.run(_ARGUMENTS)),
-        "tool_async": await asynchronous(lambda: async_tool.run(_ARGUMENTS)),
-        "to_thread": await asynchronous(lambda: asyncio.to_thread(_nothing)),
-        "hand_tool": sync(lambda: _lookup(**json.loads(_ARGUMENTS))),
-        "tool_phase_sync": await asynchronous(lambda: tool_phase(by_sync)),
-        "tool_phase_async": await asynchronous(lambda: tool_phase(by_async)),
-        "gather_one": await asynchronous(lambda: asyncio.gather(one())),
-        "log_lines": sync(log_lines, number=max(1, calls // 4)),
-        "messages": len(messages),
-    }
+    try:
+        pieces = {
+            "record_entry": record_entry,
+            "build": await asynchronous(
+                lambda: hook.aprepare_chat(messages, MODEL, "bench:s10", None, run_params, stream=False)
+            ),
+            "validate": sync(lambda: validate_messages(messages)),
+            "extend": await asynchronous(lambda: hook.aextend_chat(earlier, messages, "bench:s10")),
+            "hand_encode": sync(lambda: json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()),
+            "parse": sync(lambda: parse_completion(content, prepared.info(response))),
+            "hand_decode": sync(lambda: json.loads(content)),
+            "bookkeeping": sync(bookkeeping),
+            "tool_sync": await asynchronous(lambda: sync_tool.run(_ARGUMENTS, threads, exclusive=True)),
+            "tool_async": await asynchronous(lambda: async_tool.run(_ARGUMENTS)),
+            "to_thread": await asynchronous(lambda: asyncio.to_thread(_nothing)),
+            "tool_threads": sync(lambda: threads.call(_nothing)),
+            "tool_threads_awaited": await asynchronous(lambda: threads.run(_nothing)),
+            "hand_tool": sync(lambda: _lookup(**json.loads(_ARGUMENTS))),
+            "tool_phase_sync": await asynchronous(lambda: tool_phase(by_sync)),
+            "tool_phase_async": await asynchronous(lambda: tool_phase(by_async)),
+            "gather_one": await asynchronous(lambda: asyncio.gather(one())),
+            "log_lines": sync(log_lines, number=max(1, calls // 4)),
+            "messages": len(messages),
+        }
+    finally:
+        threads.close()
+    return pieces
 
 
 _ARGUMENTS = '{"city": "Oslo"}'

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_aiml.agents.threads import ToolThreads
 from airflow_provider_aiml.exceptions import AimlAgentError
 from airflow_provider_aiml.models import ChatCompletionResult, ToolCall, Usage
 
@@ -117,6 +118,13 @@ class AgentRun:
         Called again after appending to ``messages`` (a re-ask), it goes on from the next step number, within
         the same ``max_steps``."""
         by_name = {tool.name: tool for tool in self.tools}
+        threads = ToolThreads(self.limits.max_parallel_tools)
+        try:
+            return await self._loop(by_name, threads)
+        finally:
+            threads.close()
+
+    async def _loop(self, by_name: Mapping[str, Tool], threads: ToolThreads) -> ChatCompletionResult:
         for number in range(len(self.steps) + 1, self.limits.max_steps + 1):
             self._check_budgets(number)
             answer, replayed = await self._model_step(number)
@@ -129,7 +137,7 @@ class AgentRun:
                 return answer
             self._check_tool_calls(len(answer.tool_calls))
             self.messages.append(_assistant_turn(answer))
-            step.tool_calls = await self._run_tools(number, answer.tool_calls, by_name)
+            step.tool_calls = await self._run_tools(number, answer.tool_calls, by_name, threads)
             for call in step.tool_calls:
                 self.messages.append({"role": "tool", "tool_call_id": call.call_id, "content": call.result})
             self._check_tool_errors(step)
@@ -209,23 +217,25 @@ class AgentRun:
             )
 
     async def _run_tools(
-        self, number: int, calls: Sequence[ToolCall], by_name: Mapping[str, Tool]
+        self, number: int, calls: Sequence[ToolCall], by_name: Mapping[str, Tool], threads: ToolThreads
     ) -> list[ToolCallReport]:
-        if len(calls) == 1:  # the common step: no semaphore or gather to go through
-            report = await self._run_tool(number, calls[0], by_name)
+        if len(calls) == 1:  # the common step: nothing else runs meanwhile, no semaphore or gather to go through
+            report = await self._run_tool(number, calls[0], by_name, threads, exclusive=True)
             self._log_tool(report)
             return [report]
         slots = asyncio.Semaphore(self.limits.max_parallel_tools)
 
         async def one(call: ToolCall) -> ToolCallReport:
             async with slots:
-                report = await self._run_tool(number, call, by_name)
+                report = await self._run_tool(number, call, by_name, threads)
             self._log_tool(report)
             return report
 
         return list(await asyncio.gather(*(one(call) for call in calls)))
 
-    async def _run_tool(self, number: int, call: ToolCall, by_name: Mapping[str, Tool]) -> ToolCallReport:
+    async def _run_tool(
+        self, number: int, call: ToolCall, by_name: Mapping[str, Tool], threads: ToolThreads, exclusive: bool = False
+    ) -> ToolCallReport:
         name, arguments = call.function.name, call.function.arguments
         recorded = self.record.tool_result(number, call.id)
         if recorded is not None:
@@ -240,7 +250,7 @@ class AgentRun:
             report = ToolCallReport(call.id, name, arguments, INTERRUPTED, "interrupted in an earlier try", 0.0)
         else:
             self.record.add_tool_start(number, call.id, name)
-            outcome = await tool.run(arguments)
+            outcome = await tool.run(arguments, threads, exclusive=exclusive)
             report = ToolCallReport(call.id, name, arguments, outcome.content, outcome.error, outcome.duration_s)
         self.record.add_tool_result(number, call.id, {"content": report.result, "error": report.error})
         return report

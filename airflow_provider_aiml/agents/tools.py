@@ -22,6 +22,7 @@ from typing import Any, Protocol, overload, runtime_checkable
 import pydantic
 from pydantic_core import to_jsonable_python
 
+from airflow_provider_aiml.agents.threads import ToolThreads
 from airflow_provider_aiml.exceptions import AimlParameterError
 from airflow_provider_aiml.hooks.parsing import well_formed
 from airflow_provider_aiml.models import NAME_PATTERN
@@ -80,15 +81,19 @@ class Tool:
             "function": {"name": self.name, "description": self.description, "parameters": self.parameters},
         }
 
-    async def run(self, arguments: str) -> ToolOutcome:
-        """Run the tool with the model's JSON arguments; never raises for anything the model sent."""
+    async def run(self, arguments: str, threads: ToolThreads | None = None, *, exclusive: bool = False) -> ToolOutcome:
+        """Run the tool with the model's JSON arguments; never raises for anything the model sent.
+
+        A sync function runs in one of ``threads`` (an agent run's own), else through ``asyncio.to_thread``.
+        ``exclusive`` says the event loop has nothing else to run meanwhile (an agent step asking for one call),
+        so its thread may wait for the tool's directly (see :mod:`.threads`)."""
         started = time.perf_counter()
         try:
             kwargs = self._parse(arguments)
         except _BadArguments as bad:
             return _outcome(f"Invalid arguments for tool {self.name!r}: {bad}", True, started)
         try:
-            result = await self._call(kwargs)
+            result = await self._call(kwargs, threads, exclusive)
         except ToolRefusal as refusal:
             return _outcome(f"Refused: {refusal}", True, started)
         except Exception as error:
@@ -122,10 +127,16 @@ class Tool:
         model_fields = type(validated).model_fields
         return {info.alias or key: getattr(validated, key) for key, info in model_fields.items()}
 
-    async def _call(self, kwargs: dict[str, Any]) -> Any:
+    async def _call(self, kwargs: dict[str, Any], threads: ToolThreads | None, exclusive: bool) -> Any:
         if self._is_async:
             return await self.function(**kwargs)
-        result = await asyncio.to_thread(self.function, **kwargs)  # a plain function never blocks the loop
+        # A plain function runs in a thread: it may block, or run an event loop of its own.
+        if threads is None:
+            result = await asyncio.to_thread(self.function, **kwargs)
+        elif exclusive:
+            result = threads.call(self.function, **kwargs)
+        else:
+            result = await threads.run(self.function, **kwargs)
         if inspect.isawaitable(result):
             result = await result
         return result

@@ -8,13 +8,15 @@ makes: every loop sent the same request bodies and ``steps`` requests per run, a
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks import agent_loop
-from benchmarks._common import has_module
+from benchmarks._common import has_module, pinned_to, separate_cores
 
 SIZES: dict[str, Any] = {
     "steps": 3,
@@ -62,6 +64,22 @@ def test_parallel_tool_calls_overlap(result: dict[str, Any]) -> None:
         assert two_rounds["start_spread_ms"] >= 0.9 * sleep_ms  # max_parallel_tools=4 held the other four back
 
 
+def test_a_pinned_process_runs_on_its_core_only() -> None:
+    cores = separate_cores()
+    if cores is None:
+        pytest.skip("one core: nothing to pin apart")  # the machines of CI have two
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+        preexec_fn=pinned_to(cores[1]),
+    )
+    assert done.stdout.strip() == f"[{cores[1]}]"
+    assert pinned_to(None) is None
+
+
 def test_targets_report_and_plot(result: dict[str, Any], tmp_path: Path) -> None:
     assert len(result["targets"]) == 4
     assert all(isinstance(target["ok"], bool) for target in result["targets"])
@@ -70,6 +88,9 @@ def test_targets_report_and_plot(result: dict[str, Any], tmp_path: Path) -> None
     assert "### Parallel tool calls" in page
     assert "### Where a step's time goes" in page
     assert all(positive(value) for value in result["pieces"].values())
+    if result["pinned"]:  # two cores or more: the loops were also measured unpinned, and the page says so
+        assert set(result["loops_unpinned"]) == set(agent_loop.LOOPS)
+        assert "Unpinned" in page
     if has_module("matplotlib"):
         agent_loop.plot(result, tmp_path / "agent.png")
         assert (tmp_path / "agent.png").stat().st_size > 0

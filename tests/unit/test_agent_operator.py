@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from typing import Any
 from unittest import mock
 
@@ -140,6 +142,48 @@ def test_parallel_tool_calls_run_at_once_within_max_parallel_tools():
         peak = 0
         agent(max_parallel_tools=2).execute(context())
         assert peak == 2
+
+
+def test_sync_tools_run_in_the_runs_own_threads_which_end_with_the_run():
+    """A lone call and parallel calls of a sync tool run off the event loop's thread, at most
+    max_parallel_tools threads for the run, and none of them is left once the task is done."""
+    seen: list[str] = []
+    loop_threads: list[str] = []
+    lock = threading.Lock()
+
+    def pause(seconds: float) -> str:
+        """Pause a while."""
+        with lock:
+            seen.append(threading.current_thread().name)
+        time.sleep(seconds)
+        return "paused"
+
+    async def where() -> str:
+        """Say where the loop runs."""
+        loop_threads.append(threading.current_thread().name)
+        return "here"
+
+    calls = [("pause", {"seconds": 0.1})] * 3
+    with respx.mock() as api:
+        api.post(CHAT_URL).mock(
+            side_effect=[answer("", ("pause", {"seconds": 0})), answer("", *calls, ("where", {})), answer("done")]
+        )
+        started = time.monotonic()
+        AimlAgentOperator(task_id="agent", prompt="Pause.", tools=[pause, where], max_parallel_tools=4).execute(
+            context()
+        )
+        elapsed = time.monotonic() - started
+
+    assert len(seen) == 4
+    assert all(name.startswith("aiml-tool-") for name in seen)
+    assert loop_threads
+    assert loop_threads[0] not in seen
+    assert len(set(seen[1:])) == 3  # the three parallel calls, each in its own thread, at once
+    assert elapsed < 0.25
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith("aiml-tool-") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("aiml-tool-")]
 
 
 def test_a_failing_tool_goes_back_to_the_model_then_too_many_failures_fail_the_task():
