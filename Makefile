@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints/airflow-3.3.2-py3.11.txt
 
-.PHONY: demo test postgres-binaries test-floor test-ui test-faults bench bench-batch lint docs docs-build format install clean
+.PHONY: demo test postgres-binaries redis-binaries test-floor test-ui test-faults bench bench-batch lint docs docs-build format install clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -25,12 +25,16 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 ## Lint, type-check, build the documentation site strictly and run the whole test suite.
-test: lint docs-build postgres-binaries
+test: lint docs-build postgres-binaries redis-binaries
 	$(BIN)/python -m pytest
 
 ## PostgreSQL's server binaries, for the tests that start their own server (tests/pg_server.py): Debian's package.
 postgres-binaries:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql)
+
+## Redis's server binary, for the tests of the connection-wide limits' Redis store (tests/redis_server.py).
+redis-binaries:
+	command -v redis-server >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server)
 
 ## The documentation site, built with --strict: a broken link or reference fails the build.
 docs-build: $(STAMP)
@@ -42,7 +46,7 @@ docs: $(STAMP)
 
 ## The whole suite on the lowest Airflow the package declares (apache-airflow 3.3.0), in its own venv.
 FLOOR_VENV := .venv-floor
-test-floor: postgres-binaries
+test-floor: postgres-binaries redis-binaries
 	$(PYTHON) -m venv $(FLOOR_VENV)
 	$(FLOOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
 	$(FLOOR_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints/airflow-3.3.0-py3.11.txt "apache-airflow==3.3.0" -e ".[test]"

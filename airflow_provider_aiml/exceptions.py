@@ -118,6 +118,16 @@ class AimlAgentError(AimlPermanentError):
     usage so far are in XCom."""
 
 
+class AimlDailyBudgetError(AimlPermanentError):
+    """The connection's ``max_usd_per_day`` is spent: no new call is sent until the next UTC day. Retrying the
+    task today would be refused the same way, so Airflow does not retry it."""
+
+
+class AimlLimitStoreError(AimlApiError):
+    """The store of the connection-wide limits (Redis, or the local file) could not be used; nothing was sent.
+    A retry of the task may succeed once the store is back."""
+
+
 class AimlStatusError(AimlApiError):
     """The API answered with an HTTP error status."""
 

@@ -87,6 +87,38 @@ def get_provider_info() -> dict[str, Any]:
                         ),
                         "schema": {"type": ["integer", "null"], "default": 2, "minimum": 0, "maximum": 10},
                     },
+                    "max_usd_per_day": {
+                        "label": "Max USD per day",
+                        "description": (
+                            "Spend cap of this connection per UTC day, across every task and worker: once it is "
+                            "reached new calls fail before sending (calls in flight finish). Empty: no cap."
+                        ),
+                        "schema": {"type": ["number", "null"], "minimum": 0},
+                    },
+                    "max_requests_per_minute": {
+                        "label": "Max requests per minute",
+                        "description": (
+                            "Requests this connection may start in any 60 seconds, across every task and worker "
+                            "(calls wait their turn). Empty: no limit."
+                        ),
+                        "schema": {"type": ["integer", "null"], "minimum": 1},
+                    },
+                    "max_concurrency": {
+                        "label": "Max concurrent requests",
+                        "description": (
+                            "Requests this connection may have in flight at once, across every task and worker. "
+                            "Empty: no limit."
+                        ),
+                        "schema": {"type": ["integer", "null"], "minimum": 1},
+                    },
+                    "limits_redis_conn_id": {
+                        "label": "Limits store (Redis connection id)",
+                        "description": (
+                            "Redis connection that holds the shared limits when workers run on several machines. "
+                            "Empty: a local file on each machine ($AIRFLOW_HOME/aiml-limits.sqlite)."
+                        ),
+                        "schema": {"type": ["string", "null"]},
+                    },
                 },
             }
         ],

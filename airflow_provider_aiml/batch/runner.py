@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from airflow_provider_aiml.batch.checkpoint import Checkpoint
 from airflow_provider_aiml.batch.limits import AdaptiveConcurrency, RateLimits
-from airflow_provider_aiml.exceptions import AimlApiError, AimlOutputParseError
+from airflow_provider_aiml.exceptions import AimlApiError, AimlDailyBudgetError, AimlOutputParseError
 from airflow_provider_aiml.hooks.aiml import AimlApiHook, PreparedChat
 from airflow_provider_aiml.hooks.building import client_request_id
 from airflow_provider_aiml.hooks.retry import RetryPolicy
@@ -349,6 +349,9 @@ class BatchRunner:
                 result = await self.hook.asend_chat(PreparedChat(model, body, request_id))
             else:  # a validation re-ask: a new conversation, checked and built now
                 result = await self.hook.achat_completion(messages, client_request_id=request_id, **self.call_kwargs)
+        except AimlDailyBudgetError as error:  # the connection's budget for the day: stop like our own budgets
+            self._stop_reason = self._stop_reason or error.message
+            return _Stopped(error.message)
         except AimlApiError as error:
             if error.status_code == 429:
                 rate_limited_for = self.retry_policy.delay_before_retry(error, attempt) or 0.0

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -58,9 +58,18 @@ from airflow_provider_aiml.hooks.sizing import (
     context_length_from,
     prompt_tokens_at_least,
 )
+from airflow_provider_aiml.limits.limiter import ConnectionLimiter, NoSlot, Slot, limiter_for
 from airflow_provider_aiml.models import ChatCompletionResult, EmbeddingResult, StreamDelta, Usage
 
-R = TypeVar("R")
+
+class _Billed(Protocol):
+    """An answer with its usage: a chat completion or an embeddings result."""
+
+    @property
+    def usage(self) -> Usage: ...
+
+
+R = TypeVar("R", bound=_Billed)
 Call = TypeVar("Call", "PreparedChat", "PreparedEmbeddings")
 CHAT_COMPLETIONS_PATH = "/chat/completions"
 EMBEDDINGS_PATH = "/embeddings"
@@ -68,6 +77,7 @@ CONNECT_TIMEOUT = 10.0
 CONNECTIONS_PER_ASYNC_CLIENT = 8
 TEST_CONNECTION_TIMEOUT = 15.0
 CATALOG_TIMEOUT = 10.0
+_UNSET = object()
 
 
 @dataclass(frozen=True)
@@ -172,6 +182,7 @@ class AimlApiHook(BaseHook):
         self._next_async_client = 0
         self._ssl_context: ssl.SSLContext | None = None
         self._context_lengths: dict[str, int | None] = {}
+        self._limiter: ConnectionLimiter | object | None = _UNSET
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(aiml_conn_id={self.aiml_conn_id!r})"
@@ -251,6 +262,8 @@ class AimlApiHook(BaseHook):
         clients, self._async_clients = self._async_clients, []
         for client in clients:
             await client.aclose()
+        if isinstance(self._limiter, ConnectionLimiter):
+            await self._limiter.store.aclose()
 
     # --- chat completions -----------------------------------------------------------------------------------
 
@@ -412,31 +425,35 @@ class AimlApiHook(BaseHook):
         client = self.get_conn()
         attempt = 1
         while True:
-            started = time.monotonic()
-            try:
-                with (
-                    self._transport_errors(call),
-                    client.stream("POST", CHAT_COMPLETIONS_PATH, **call.request_args()) as response,
-                ):
-                    if response.status_code >= 400 or not _is_event_stream(response):
-                        response.read()
-                        result = self._completion_from(response, call, started)
-                    else:
-                        accumulator = StreamAccumulator(call.info(response), attempt)
-                        try:
-                            for line in response.iter_lines():
-                                if delta := accumulator.feed_line(line):
-                                    yield delta
-                                if accumulator.done:
-                                    break
-                        except httpx.TransportError as error:
-                            self._keep_finished_stream(accumulator, error)
-                        result = self._stream_result(accumulator, started)
-                yield self._finish(result, attempt)
-                return
-            except AimlApiError as error:
-                self._sleep(self._delay_or_raise(error, attempt, call))
-                attempt += 1
+            with self._slot(call) as slot:  # held while the stream runs
+                started = time.monotonic()
+                try:
+                    with (
+                        self._transport_errors(call),
+                        client.stream("POST", CHAT_COMPLETIONS_PATH, **call.request_args()) as response,
+                    ):
+                        if response.status_code >= 400 or not _is_event_stream(response):
+                            response.read()
+                            result = self._completion_from(response, call, started)
+                        else:
+                            accumulator = StreamAccumulator(call.info(response), attempt)
+                            try:
+                                for line in response.iter_lines():
+                                    if delta := accumulator.feed_line(line):
+                                        yield delta
+                                    if accumulator.done:
+                                        break
+                            except httpx.TransportError as error:
+                                self._keep_finished_stream(accumulator, error)
+                            result = self._stream_result(accumulator, started)
+                except AimlApiError as error:
+                    delay = self._delay_or_raise(error, attempt, call)
+                else:
+                    slot.cost = result.usage.usd_spent
+                    yield self._finish(result, attempt)
+                    return
+            self._sleep(delay)
+            attempt += 1
 
     async def astream_chat_completion(
         self,
@@ -452,29 +469,33 @@ class AimlApiHook(BaseHook):
         client = await self.get_async_conn()
         attempt = 1
         while True:
-            started = time.monotonic()
-            try:
-                with self._transport_errors(call):
-                    async with client.stream("POST", CHAT_COMPLETIONS_PATH, **call.request_args()) as response:
-                        if response.status_code >= 400 or not _is_event_stream(response):
-                            await response.aread()
-                            result = self._completion_from(response, call, started)
-                        else:
-                            accumulator = StreamAccumulator(call.info(response), attempt)
-                            try:
-                                async for line in response.aiter_lines():
-                                    if delta := accumulator.feed_line(line):
-                                        yield delta
-                                    if accumulator.done:
-                                        break
-                            except httpx.TransportError as error:
-                                self._keep_finished_stream(accumulator, error)
-                            result = self._stream_result(accumulator, started)
-                yield self._finish(result, attempt)
-                return
-            except AimlApiError as error:
-                await self._async_sleep(self._delay_or_raise(error, attempt, call))
-                attempt += 1
+            async with self._aslot(call) as slot:
+                started = time.monotonic()
+                try:
+                    with self._transport_errors(call):
+                        async with client.stream("POST", CHAT_COMPLETIONS_PATH, **call.request_args()) as response:
+                            if response.status_code >= 400 or not _is_event_stream(response):
+                                await response.aread()
+                                result = self._completion_from(response, call, started)
+                            else:
+                                accumulator = StreamAccumulator(call.info(response), attempt)
+                                try:
+                                    async for line in response.aiter_lines():
+                                        if delta := accumulator.feed_line(line):
+                                            yield delta
+                                        if accumulator.done:
+                                            break
+                                except httpx.TransportError as error:
+                                    self._keep_finished_stream(accumulator, error)
+                                result = self._stream_result(accumulator, started)
+                except AimlApiError as error:
+                    delay = self._delay_or_raise(error, attempt, call)
+                else:
+                    slot.cost = result.usage.usd_spent
+                    yield self._finish(result, attempt)
+                    return
+            await self._async_sleep(delay)
+            attempt += 1
 
     # --- shared pieces of the call paths --------------------------------------------------------------------
 
@@ -489,14 +510,19 @@ class AimlApiHook(BaseHook):
         client = self.get_conn()
         attempt = 1
         while True:
-            started = time.monotonic()
-            try:
-                with self._transport_errors(call):
-                    response = client.post(path, **call.request_args())
-                return finish(parse(response, call, started), attempt)
-            except AimlApiError as error:
-                self._sleep(self._delay_or_raise(error, attempt, call))
-                attempt += 1
+            with self._slot(call) as slot:  # each try waits for the connection's limits and holds a slot
+                started = time.monotonic()
+                try:
+                    with self._transport_errors(call):
+                        response = client.post(path, **call.request_args())
+                    result = finish(parse(response, call, started), attempt)
+                except AimlApiError as error:
+                    delay = self._delay_or_raise(error, attempt, call)
+                else:
+                    slot.cost = result.usage.usd_spent
+                    return result
+            self._sleep(delay)  # with the slot given back
+            attempt += 1
 
     async def _apost(
         self,
@@ -509,14 +535,33 @@ class AimlApiHook(BaseHook):
         client = await self.get_async_conn()
         attempt = 1
         while True:
-            started = time.monotonic()
-            try:
-                with self._transport_errors(call):
-                    response = await client.post(path, **call.request_args())
-                return finish(parse(response, call, started), attempt)
-            except AimlApiError as error:
-                await self._async_sleep(self._delay_or_raise(error, attempt, call))
-                attempt += 1
+            async with self._aslot(call) as slot:
+                started = time.monotonic()
+                try:
+                    with self._transport_errors(call):
+                        response = await client.post(path, **call.request_args())
+                    result = finish(parse(response, call, started), attempt)
+                except AimlApiError as error:
+                    delay = self._delay_or_raise(error, attempt, call)
+                else:
+                    slot.cost = result.usage.usd_spent
+                    return result
+            await self._async_sleep(delay)
+            attempt += 1
+
+    @property
+    def limiter(self) -> ConnectionLimiter | None:
+        """The connection's shared limits in this process (``None`` when it sets none)."""
+        if self._limiter is _UNSET:
+            self._limiter = limiter_for(self.aiml_conn_id, self.settings.limits)
+        return self._limiter  # type: ignore[return-value]
+
+    def _slot(self, call: PreparedChat | PreparedEmbeddings) -> Slot | NoSlot:
+        limiter = self.limiter
+        return NoSlot() if limiter is None else limiter.slot(call.client_request_id, self.log)
+
+    def _aslot(self, call: PreparedChat | PreparedEmbeddings) -> Slot | NoSlot:
+        return self._slot(call)  # the settings were read by the async client's creation
 
     def _sleep(self, seconds: float) -> None:
         time.sleep(seconds)

@@ -19,10 +19,35 @@ from airflow_provider_aiml.hooks.sizing import DEFAULT_MAX_REQUEST_MB
 from airflow_provider_aiml.models import DEFAULT_BASE_URL, DEFAULT_EMBEDDING_MODEL, DEFAULT_MODEL
 
 DEFAULT_TIMEOUT = 300.0
+DEFAULT_LEASE_SECONDS = 60.0
 DEFAULT_MAX_RETRIES = 2
 MAX_RETRIES_LIMIT = 10
 _LOOPBACK_HOST = re.compile(r"^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?(/|$)")
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces
+
+
+class LimitSettings(BaseModel):
+    """The connection's shared limits (extras); ``None`` means no limit of that kind."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_usd_per_day: float | None = None
+    """US dollars the connection may spend per UTC day; then new calls fail before sending."""
+    max_requests_per_minute: int | None = None
+    """Requests the connection may start in any 60 seconds (every try of a call counts)."""
+    max_concurrency: int | None = None
+    """Requests the connection may have in flight at once."""
+    redis_conn_id: str | None = None
+    """The Redis connection holding the shared state (``limits_redis_conn_id``); ``None``: the local store."""
+    local_path: str | None = None
+    """The local store's SQLite file (``limits_local_path``); ``None``: ``$AIRFLOW_HOME/aiml-limits.sqlite``."""
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    """How long a concurrency slot stays taken without being renewed (``limits_lease_seconds``): the slots of a
+    worker killed mid-call come back after this long."""
+
+    @property
+    def enabled(self) -> bool:
+        return any(v is not None for v in (self.max_usd_per_day, self.max_requests_per_minute, self.max_concurrency))
 
 
 class ConnectionSettings(BaseModel):
@@ -44,6 +69,9 @@ class ConnectionSettings(BaseModel):
     confine_images_to_dag_folder: bool | None = None
     """Where local image files may be read from (``confine_images_to_dag_folder`` extra; see
     :mod:`airflow_provider_aiml.messages`): ``None`` confines templated values only."""
+    limits: LimitSettings = LimitSettings()
+    """The connection-wide limits every task, worker and triggerer using the connection shares (see
+    :mod:`airflow_provider_aiml.limits`)."""
 
     @classmethod
     def from_connection(cls, conn: Any, conn_id: str) -> ConnectionSettings:
@@ -74,12 +102,31 @@ class ConnectionSettings(BaseModel):
             ),
             max_request_mb=_number(extra, "max_request_mb", DEFAULT_MAX_REQUEST_MB, conn_id, minimum=0.001, cast=float),
             confine_images_to_dag_folder=_switch(extra, "confine_images_to_dag_folder", conn_id),
+            limits=_limits(extra, conn_id),
         )
 
     @property
     def api_root(self) -> str:
         """The base URL without its ``/v1``: the billing and usage endpoints live under ``/v2``."""
         return self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
+
+
+def _limits(extra: dict[str, Any], conn_id: str) -> LimitSettings:
+    def optional(name: str, cast: type[int] | type[float], minimum: float) -> Any:
+        if _field(extra, name) is None:
+            return None
+        return _number(extra, name, 0, conn_id, minimum=minimum, cast=cast)
+
+    redis_conn_id = _field(extra, "limits_redis_conn_id")
+    local_path = _field(extra, "limits_local_path")
+    return LimitSettings(
+        max_usd_per_day=optional("max_usd_per_day", float, 0.0),
+        max_requests_per_minute=optional("max_requests_per_minute", int, 1),
+        max_concurrency=optional("max_concurrency", int, 1),
+        redis_conn_id=str(redis_conn_id).strip() or None if redis_conn_id is not None else None,
+        local_path=str(local_path).strip() or None if local_path is not None else None,
+        lease_seconds=_number(extra, "limits_lease_seconds", DEFAULT_LEASE_SECONDS, conn_id, minimum=1.0, cast=float),
+    )
 
 
 def _extra_of(conn: Any) -> dict[str, Any]:

@@ -35,8 +35,20 @@ def test_connection_form_has_exactly_the_provider_fields():
     for hidden in ("login", "port", "url_schema"):
         assert getattr(standard, hidden).hidden is True
     extra = meta.extra_fields
-    assert set(extra) == {"model", "embedding_model", "timeout", "max_retries"}
+    assert set(extra) == {
+        "model",
+        "embedding_model",
+        "timeout",
+        "max_retries",
+        "max_usd_per_day",
+        "max_requests_per_minute",
+        "max_concurrency",
+        "limits_redis_conn_id",
+    }
     assert extra["model"]["value"] == "alibaba/qwen3-vl-32b-thinking"
+    for limit in ("max_usd_per_day", "max_requests_per_minute", "max_concurrency", "limits_redis_conn_id"):
+        assert extra[limit]["value"] is None, limit  # empty by default: no limit until an ops person sets one
+    assert extra["max_concurrency"]["schema"]["minimum"] == 1
     assert extra["timeout"]["schema"]["minimum"] == 1
     assert extra["max_retries"]["value"] == 2
 
