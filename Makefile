@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CONSTRAINTS := constraints/airflow-3.3.2-py3.11.txt
 
-.PHONY: demo test postgres-binaries redis-binaries test-floor test-ui test-faults bench bench-batch lint docs docs-build format install clean
+.PHONY: demo test postgres-binaries redis-binaries test-floor test-ui test-cluster test-faults bench bench-batch lint docs docs-build format install clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,12 @@ test-ui: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[ui]"
 	$(BIN)/python scripts/ui_test.py
 
+## A real multi-worker Airflow on 127.0.0.1 (CeleryExecutor, PostgreSQL, Redis, two workers): 20,000 records in mapped
+## batch shards under connection-wide limits, one worker SIGKILLed mid-run; writes docs/cluster.md.
+test-cluster: $(STAMP) postgres-binaries redis-binaries
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS) -e ".[cluster]"
+	$(BIN)/python scripts/cluster_test.py
+
 ## Fault injection (loopback only, bounded in time): a chaos batch, kill and resume, property-based fuzzing of
 ## parameters and responses.
 test-faults: $(STAMP)
@@ -79,4 +85,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(FLOOR_VENV) .airflow-demo .airflow-ui build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FLOOR_VENV) .airflow-demo .airflow-ui .airflow-cluster build .pytest_cache .mypy_cache .ruff_cache

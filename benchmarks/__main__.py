@@ -30,6 +30,7 @@ from benchmarks import (
     embeddings_throughput,
     files_throughput,
     import_parse,
+    limiter,
     overhead,
     streaming,
 )
@@ -43,6 +44,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, str]] = {
     files_throughput.NAME: (files_throughput, "bench-files.png"),
     embeddings_throughput.NAME: (embeddings_throughput, "bench-embeddings.png"),
     agent_loop.NAME: (agent_loop, "bench-agent.png"),
+    limiter.NAME: (limiter, "bench-limiter.png"),
 }
 DOCS_PAGE = REPO / "docs" / "benchmarks.md"
 SCRATCH_PAGE = REPO / "build" / "benchmarks" / "benchmarks.md"

@@ -51,6 +51,7 @@ class ConnectionLimiter:
     _held: set[str] = field(default_factory=set, repr=False)
     _held_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _keeper: threading.Thread | None = field(default=None, repr=False)
+    _closed: threading.Event = field(default_factory=threading.Event, repr=False)
     _warned_no_cost: bool = field(default=False, repr=False)
 
     def acquire(self, call_id: str, log: Any = _log) -> Lease:
@@ -88,6 +89,10 @@ class ConnectionLimiter:
     def slot(self, call_id: str, log: Any = _log) -> Slot:
         """``with limiter.slot(id) as slot: ...; slot.cost = usd``: acquire, then release with the cost."""
         return Slot(self, call_id, log)
+
+    def close(self) -> None:
+        """Stop renewing leases (the process is done with this limiter)."""
+        self._closed.set()
 
     def spent_today(self) -> float:
         """What the connection has spent today (UTC), as the store counts it."""
@@ -161,8 +166,7 @@ class ConnectionLimiter:
         """Renew the held leases every third of a lease; end once none has been held for a whole lease."""
         period = self.plan.lease_s / 3
         idle_since: float | None = None
-        while True:
-            time.sleep(period)
+        while not self._closed.wait(period):
             with self._held_lock:
                 held = list(self._held)
                 if not held:
@@ -184,6 +188,8 @@ class ConnectionLimiter:
                     len(held),
                     self.conn_id,
                 )
+        with self._held_lock:
+            self._keeper = None
 
 
 class Slot:
@@ -317,6 +323,8 @@ def _store_for(limits: LimitSettings) -> LimitStore:
 def reset_limiters() -> None:
     """Forget every limiter and close their stores (tests; a process that changes connections)."""
     with _registry_lock:
+        for limiter in _limiters.values():
+            limiter.close()
         for store in _stores.values():
             store.close()
         _stores.clear()

@@ -17,7 +17,8 @@ from airflow_provider_aiml.limits.plan import DAY_KEPT_S, GRANTED, SLOT_POLL_S, 
 
 # KEYS: rate, slots, spend of the day. ARGV: lease id, interval (-1: none), tolerance, max concurrency
 # (-1: none), lease seconds, max usd (-1: none), slot poll seconds. Numbers go back as strings: Redis would
-# truncate a Lua number to an integer.
+# truncate a Lua number to an integer. Times are written with %.6f: Lua's tostring keeps 14 digits, which for a
+# Unix time is 0.1 ms, and rounding the interval to that would let a high rate run fast.
 _ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -36,8 +37,8 @@ if interval >= 0 then
   local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
   if tat < now then tat = now end
   local wait = tat - tolerance - now
-  if wait > 0 then return {'rate', tostring(wait)} end
-  redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil((tat + interval - now + 60) * 1000))
+  if wait > 0 then return {'rate', string.format('%.6f', wait)} end
+  redis.call('SET', KEYS[1], string.format('%.6f', tat + interval), 'PX', math.ceil((tat + interval - now + 60) * 1000))
 end
 if max_slots >= 0 then
   redis.call('ZADD', KEYS[2], now + lease_s, ARGV[1])

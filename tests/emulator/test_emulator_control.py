@@ -101,6 +101,20 @@ def test_requests_log_over_http_hides_the_key(
     assert emulator.chat_requests[0].client_request_id == "cid-1"
 
 
+def test_the_compact_request_log_has_ids_times_and_statuses_only(
+    client: httpx.Client, body: Body, control: Callable[..., httpx.Response]
+) -> None:
+    client.post("/chat/completions", json=body(), headers={"X-Client-Request-Id": "cid-1"})
+    client.post("/chat/completions", json={"model": 1}, headers={"X-Client-Request-Id": "cid-2"})
+    log = control("GET", "request_log").json()["requests"]
+    assert [(e["client_request_id"], e["status"], e["route"]) for e in log] == [
+        ("cid-1", 200, "/v1/chat/completions"),
+        ("cid-2", 400, "/v1/chat/completions"),
+    ]
+    assert 0 < log[0]["received_at"] <= log[1]["received_at"]  # the emulator's monotonic clock
+    assert set(log[0]) == {"method", "route", "client_request_id", "received_at", "status"}
+
+
 def test_reply_config_stats_and_reset_over_http(
     emulator: AimlApiEmulator, client: httpx.Client, body: Body, control: Callable[..., httpx.Response]
 ) -> None:

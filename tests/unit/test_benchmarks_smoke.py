@@ -22,6 +22,7 @@ from benchmarks import (
     embeddings_throughput,
     files_throughput,
     import_parse,
+    limiter,
     overhead,
     streaming,
 )
@@ -60,6 +61,7 @@ SMOKE: dict[str, dict[str, Any]] = {  # the batch first: it takes as long as the
         "repeat": 1,
     },
     embeddings_throughput.NAME: {"texts": 40, "batch_size": 8, "concurrency": 2, "dimensions": 8, "repeat": 1},
+    limiter.NAME: {"calls": 3, "rounds": 1, "warmup": 1, "concurrency": 2, "concurrent_calls": 4, "operations": 10},
 }
 
 
