@@ -246,6 +246,28 @@ def test_the_agent_stops_at_the_step_the_budget_refuses_with_its_steps_pushed(li
     assert pushed["usage"]["usd_spent"] == pytest.approx(0.25)
 
 
+def test_a_deferred_call_in_the_triggerer_counts_against_the_same_budget(limited: Any) -> None:
+    from airflow_provider_aiml.triggers.aiml import AimlChatTrigger, result_from_event
+
+    hook = limited(max_usd_per_day=0.25)
+    trigger = AimlChatTrigger(aiml_conn_id="aiml_limited", messages=MESSAGES, client_request_id="deferred-1")
+
+    async def fire() -> Any:
+        return [event async for event in trigger.run()]
+
+    with respx.mock() as api:
+        route = api.post(CHAT_URL).mock(return_value=answer(usd=0.25))
+        (first,) = asyncio.run(fire())
+        assert result_from_event(first.payload).usage.usd_spent == pytest.approx(0.25)
+        with pytest.raises(AimlDailyBudgetError, match="'aiml_limited'"):  # the worker's hook sees the spend
+            hook.chat_completion(MESSAGES)
+        (second,) = asyncio.run(fire())
+        assert route.call_count == 1
+    assert second.payload["error"]["type"] == "AimlDailyBudgetError"
+    with pytest.raises(AimlDailyBudgetError, match="deferred-1 was not sent"):
+        result_from_event(second.payload)
+
+
 @pytest.mark.parametrize(
     ("extra", "problem"),
     [
