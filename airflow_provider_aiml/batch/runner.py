@@ -18,7 +18,12 @@ from typing import Any, Protocol
 
 from airflow_provider_aiml.batch.checkpoint import Checkpoint
 from airflow_provider_aiml.batch.limits import AdaptiveConcurrency, RateLimits
-from airflow_provider_aiml.exceptions import AimlApiError, AimlDailyBudgetError, AimlOutputParseError
+from airflow_provider_aiml.exceptions import (
+    AimlApiError,
+    AimlDailyBudgetError,
+    AimlLimitStoreError,
+    AimlOutputParseError,
+)
 from airflow_provider_aiml.hooks.aiml import AimlApiHook, PreparedChat
 from airflow_provider_aiml.hooks.building import client_request_id
 from airflow_provider_aiml.hooks.retry import RetryPolicy
@@ -349,7 +354,9 @@ class BatchRunner:
                 result = await self.hook.asend_chat(PreparedChat(model, body, request_id))
             else:  # a validation re-ask: a new conversation, checked and built now
                 result = await self.hook.achat_completion(messages, client_request_id=request_id, **self.call_kwargs)
-        except AimlDailyBudgetError as error:  # the connection's budget for the day: stop like our own budgets
+        except (AimlDailyBudgetError, AimlLimitStoreError) as error:
+            # The connection's budget for the day, or its limits' store gone: stop like our own budgets (no new
+            # call starts, what was obtained is kept), rather than fail every record one by one.
             self._stop_reason = self._stop_reason or error.message
             return _Stopped(error.message)
         except AimlApiError as error:

@@ -214,6 +214,24 @@ def test_the_batch_operator_stops_on_the_connections_budget(limited: Any) -> Non
     assert "max_usd_per_day" in pushed["batch"]["stop_reason"]
 
 
+def test_the_batch_operator_stops_when_the_limits_store_is_down(limited: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_REDIS_GONE", json.dumps({"conn_type": "redis", "host": "127.0.0.1", "port": 1, "password": "p"})
+    )
+    limited(max_concurrency=4, limits_redis_conn_id="redis_gone")
+    batch = AimlBatchChatCompletionOperator(
+        task_id="enrich", aiml_conn_id="aiml_limited", inputs=["a", "b", "c"], prompt="{{ record }}"
+    )
+    ti = mock.Mock(dag_id="dag", task_id="enrich", run_id="run", map_index=-1, try_number=1)
+    with respx.mock(assert_all_called=False) as api:
+        route = api.post(CHAT_URL).mock(return_value=answer())
+        with pytest.raises(AimlBatchError, match="could not be checked in Redis connection 'redis_gone'"):
+            batch.execute({"ti": ti})
+    assert route.call_count == 0
+    pushed = {call.kwargs["key"]: call.kwargs["value"] for call in ti.xcom_push.call_args_list}
+    assert all(r["error"].startswith("not run") for r in pushed["return_value"])
+
+
 def test_the_agent_stops_at_the_step_the_budget_refuses_with_its_steps_pushed(limited: Any) -> None:
     from airflow_provider_aiml.operators.agent import AimlAgentOperator
 
