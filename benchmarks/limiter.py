@@ -292,8 +292,8 @@ def _alone_table(result: dict[str, Any]) -> list[str]:
         "### The limiter alone",
         "",
         f"`limiter.acquire(id)` then `limiter.release(lease, usd)` ({p['operations']:,} times, each timed with "
-        "`perf_counter`; async: `aacquire` / `arelease` awaited in one event loop), every limit on, no HTTP. The "
-        "async local store runs each SQLite transaction in a thread (`asyncio.to_thread`). In a tight loop the "
+        "`perf_counter`; async: `aacquire` / `arelease` awaited in one event loop), every limit on, no HTTP. For "
+        "async callers either store's operation runs in one of the limiter's threads. In a tight loop the "
         "store's process and the caches stay warm; the rows *each right after an HTTP call* time the same pair "
         "after a call on the connection without limits (not timed), as in a real call: closer to what a call "
         "pays.",
@@ -546,7 +546,7 @@ async def _alone_async(params: dict[str, Any]) -> dict[str, dict[str, list[float
                     acquired.append((middle - started) * 1e6)
                     released.append((ended - middle) * 1e6)
         finally:
-            await limiter.store.aclose()
+            limiter.close()
         out[store] = {"acquire": acquired, "release": released}
     return out
 

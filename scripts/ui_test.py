@@ -7,8 +7,13 @@ and triggers example_aiml_summarize from the UI, waits for it, and reads content
 view. Then the human-in-the-loop review of example_aiml_release_note_approval: three runs triggered from the
 UI, and in each run's "Required Action" form one note approved as written, one edited and approved, one
 rejected with a comment; the REST API then shows what each response did downstream (XCom, skipped tasks) and the
-emulator that the model was asked once per run. Screenshots go to docs/img/. Every process it starts is stopped
-at the end.
+emulator that the model was asked once per run. Last, the spend pages of the provider's plugin: after two more
+runs (mapped tasks, embeddings) triggered through the REST API, the "AI/ML API" page opened from the navigation
+bar and a DAG's "AI/ML API spend" tab show the totals of the runs' XCom ``aiml_spend`` (read through the REST
+API, each checked against its task's ``usage``), the emulator's balance and the key's 24 h spend; a task
+instance link opens in the UI's window; the pages refuse a request without credentials, a forged token and a
+user the auth manager grants nothing. Screenshots go to docs/img/. Every process it starts is stopped at the
+end.
 
 Known Airflow bug: up to Airflow 3.3.2 the Test button answers 400 "The host or port to test differs from the
 stored connection" for every connection without a port: the UI sends `port: 0` (`Number(null)`) and the API
@@ -39,6 +44,8 @@ SHOTS = REPO / "docs" / "img"
 PORT = 28080
 BASE = f"http://127.0.0.1:{PORT}"
 GOOD_KEY, BAD_KEY = "sk-ui-good-key-1234", "sk-ui-wrong-key-5678"
+NO_ACCESS_USER = "nobody"
+BALANCE_USD = 42.5
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--headless",
@@ -58,7 +65,7 @@ def main() -> int:
     HOME.mkdir()
     SHOTS.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
-    with AimlApiEmulator(api_keys={GOOD_KEY}, latency=0.3) as emulator:
+    with AimlApiEmulator(api_keys={GOOD_KEY}, latency=0.3, balance_usd=BALANCE_USD) as emulator:
         airflow = start_airflow()
         try:
             wait_until_ready()
@@ -68,7 +75,8 @@ def main() -> int:
     for failure in failures:
         print(f"FAILED: {failure}")
     print(
-        "UI test passed: form, Test button (good and bad key), DAG run, XCom view and approve/edit/reject reviews"
+        "UI test passed: form, Test button (good and bad key), DAG run, XCom view, approve/edit/reject reviews "
+        "and the spend pages"
         if not failures
         else f"UI test failed: {len(failures)} problem(s)"
     )
@@ -89,6 +97,8 @@ def start_airflow() -> subprocess.Popen[bytes]:
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(PORT),
         "AIRFLOW__API__BASE_URL": BASE,
+        # A user with no role: the simple auth manager grants them nothing (the spend pages must refuse them).
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,{NO_ACCESS_USER}:",
     }
     # A background job inherits SIGINT ignored; restore it so SIGINT shuts standalone down with its children.
     launcher = (
@@ -126,8 +136,8 @@ def stop_airflow(process: subprocess.Popen[bytes]) -> None:
         child.kill()
 
 
-def admin_password() -> str:
-    return str(json.loads((HOME / "simple_auth_manager_passwords.json.generated").read_text())["admin"])
+def admin_password(user: str = "admin") -> str:
+    return str(json.loads((HOME / "simple_auth_manager_passwords.json.generated").read_text())[user])
 
 
 def airflow_rejects_port_zero() -> bool:
@@ -170,6 +180,7 @@ def drive_ui(emulator: Any, failures: list[str]) -> None:
         press_test(page, "aiml_bad_key", "The API key was rejected", failures)
         run_dag_and_read_xcom(page, failures)
         review_release_notes(page, emulator, failures)
+        check_spend_pages(page, emulator, failures)
         browser.close()
 
 
@@ -244,8 +255,8 @@ def api_call(method: str, path: str, **kwargs: Any) -> Any:
             time.sleep(2)
 
 
-def api_headers() -> dict[str, str]:
-    token = api_call("POST", "/auth/token", json={"username": "admin", "password": admin_password()})
+def api_headers(user: str = "admin") -> dict[str, str]:
+    token = api_call("POST", "/auth/token", json={"username": user, "password": admin_password(user)})
     return {"Authorization": f"Bearer {token['access_token']}"}
 
 
@@ -454,27 +465,32 @@ def wait_for_task(headers: dict[str, str], run_id: str, task_id: str, states: se
     return str(state)
 
 
-def wait_for_run(headers: dict[str, str], run_id: str, timeout: float = 180) -> str:
+def wait_for_run(headers: dict[str, str], run_id: str, timeout: float = 180, *, dag_id: str = APPROVAL_DAG) -> str:
     deadline = time.monotonic() + timeout
     state = None
     while time.monotonic() < deadline:
-        state = api_call("GET", run_path(run_id), headers=headers)["state"]
+        state = api_call("GET", run_path(run_id, dag_id), headers=headers)["state"]
         if state in ("success", "failed"):
             return str(state)
         time.sleep(1)
     return str(state)
 
 
-def run_path(run_id: str) -> str:
-    return f"/api/v2/dags/{APPROVAL_DAG}/dagRuns/{quote(run_id, safe='')}"
+def run_path(run_id: str, dag_id: str = APPROVAL_DAG) -> str:
+    return f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
 
 
 MISSING = object()
 
 
-def xcom_value(headers: dict[str, str], run_id: str, task_id: str, key: str) -> Any:
+def xcom_value(
+    headers: dict[str, str], run_id: str, task_id: str, key: str, *, dag_id: str = APPROVAL_DAG, map_index: int = -1
+) -> Any:
     response = httpx.get(
-        f"{BASE}{run_path(run_id)}/taskInstances/{task_id}/xcomEntries/{key}", headers=headers, timeout=30
+        f"{BASE}{run_path(run_id, dag_id)}/taskInstances/{task_id}/xcomEntries/{key}",
+        params={"map_index": map_index},
+        headers=headers,
+        timeout=30,
     )
     if response.status_code == 404:
         return MISSING
@@ -530,6 +546,143 @@ def check_review_results(headers: dict[str, str], run_ids: list[str], answers: l
         who = (shown.get("responded_by_user") or {}).get("name")
         if shown.get("chosen_options") != [option] or who != "admin":
             failures.append(f"run {run_id}: hitlDetails has {shown.get('chosen_options')} by {who!r}, not {option}")
+
+
+# --- spend in the UI -------------------------------------------------------------------------------------------
+
+SPEND_DAGS = ("example_aiml_enrichment", "example_aiml_embeddings")
+"""Run through the REST API besides the runs above: mapped task instances, and another model."""
+SPEND_TAB_DAG = "example_aiml_enrichment"
+
+
+def check_spend_pages(page: Any, emulator: Any, failures: list[str]) -> None:
+    """The "AI/ML API" page and a DAG's tab show what the runs' XComs add up to; strangers are refused."""
+    from airflow_provider_aiml.plugin import DAG_ROUTE, NAV_ROUTE
+    from airflow_provider_aiml.spend.page import format_count, format_usd
+
+    headers = api_headers()
+    for dag_id in SPEND_DAGS:
+        api_call("PATCH", f"/api/v2/dags/{dag_id}", headers=headers, json={"is_paused": False})
+        run_id = api_call("POST", f"/api/v2/dags/{dag_id}/dagRuns", headers=headers, json={"logical_date": None})[
+            "dag_run_id"
+        ]
+        if (state := wait_for_run(headers, run_id, dag_id=dag_id)) != "success":
+            failures.append(f"run {run_id} of {dag_id} ended {state!r}, expected success")
+    records = spend_records(headers, failures)
+    dags = {record["dag_id"] for record in records}
+    if not {SPEND_TAB_DAG, APPROVAL_DAG, "example_aiml_summarize"} <= dags:
+        failures.append(f"the runs pushed aiml_spend for {sorted(dags)} only")
+    print(f"XCom aiml_spend of {len(records)} task instances in {len(dags)} DAGs, read through the REST API")
+
+    # The navigation page: in the UI's frame, opened from the navigation bar.
+    page.set_viewport_size({"width": 1400, "height": 1400})
+    page.goto(f"{BASE}/")
+    page.get_by_role("link", name="AI/ML API", exact=True).first.click()
+    page.wait_for_url(f"**/plugin/{NAV_ROUTE}**")
+    frame = page.frame_locator("iframe[title='AI/ML API']")
+    frame.locator("[data-testid=total-usd]").wait_for(state="visible")
+    frame.locator("svg.chart").first.wait_for(state="visible")
+    expect_figures(frame, records, "the AI/ML API page", failures, format_usd, format_count)
+    balance = frame.locator("[data-testid=balance]")
+    if balance.count() != 1 or balance.inner_text() != format_usd(BALANCE_USD):
+        failures.append(f"the AI/ML API page does not show the emulator's balance {format_usd(BALANCE_USD)}")
+    key_spend = frame.locator("[data-testid=key-spend]")
+    billed = emulator.usd_spent  # what GET /v2/usage reports: every call billed to the key
+    if key_spend.count() != 1 or key_spend.inner_text() != format_usd(billed):
+        failures.append(f"the key's 24 h spend shown is not the {format_usd(billed)} the emulator billed")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / "ui-spend-page.png"))
+    text = frame.locator("body").inner_text()
+    if GOOD_KEY in text or BAD_KEY in text:
+        failures.append("the AI/ML API page shows an API key")
+
+    # A DAG's tab, opened from the DAG's page.
+    page.goto(f"{BASE}/dags/{SPEND_TAB_DAG}")
+    page.get_by_role("link", name="AI/ML API spend", exact=True).first.click()
+    page.wait_for_url(f"**/dags/{SPEND_TAB_DAG}/plugin/{DAG_ROUTE}**")
+    tab = page.frame_locator("iframe[title='AI/ML API spend']")
+    tab.locator("[data-testid=total-usd]").wait_for(state="visible")
+    mine = [record for record in records if record["dag_id"] == SPEND_TAB_DAG]
+    expect_figures(tab, mine, f"the tab of {SPEND_TAB_DAG}", failures, format_usd, format_count)
+    shown_tasks = tab.locator("[data-testid=by-task] tbody tr").count()
+    if shown_tasks != len({record["task_id"] for record in mine}):
+        failures.append(f"the tab of {SPEND_TAB_DAG} lists {shown_tasks} tasks, not those of its records only")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / "ui-spend-dag-tab.png"))
+    # A task instance of the most expensive run opens in the whole window, not inside the frame.
+    link = tab.locator("[data-testid=top-runs] a[href*='/tasks/']").first
+    target = link.get_attribute("href") or ""
+    link.click()
+    try:
+        page.wait_for_url(f"{BASE}{target}", timeout=15_000)
+    except Exception:
+        failures.append(f"the task instance link {target} did not open in the UI's window (at {page.url})")
+    check_spend_refusals(failures)
+
+
+def spend_records(headers: dict[str, str], failures: list[str]) -> list[dict[str, Any]]:
+    """Every XCom ``aiml_spend`` with where it is from; each checked against the same task's ``usage``."""
+    listed = api_call(
+        "GET",
+        "/api/v2/dags/~/dagRuns/~/taskInstances/~/xcomEntries",
+        headers=headers,
+        params={"xcom_key": "aiml_spend", "limit": 1000},
+    )["xcom_entries"]
+    records = []
+    for entry in listed:
+        where = {"dag_id": entry["dag_id"], "map_index": entry["map_index"]}
+        spend = xcom_value(headers, entry["run_id"], entry["task_id"], "aiml_spend", **where)
+        usage = xcom_value(headers, entry["run_id"], entry["task_id"], "usage", **where)
+        if not isinstance(spend, dict) or not isinstance(usage, dict):
+            failures.append(f"{entry['dag_id']}.{entry['task_id']}: aiml_spend {spend!r}, usage {usage!r}")
+            continue
+        if (spend["usd"], spend["total_tokens"]) != (usage["usd_spent"], usage["total_tokens"]):
+            failures.append(f"{entry['dag_id']}.{entry['task_id']}: aiml_spend {spend} differs from usage {usage}")
+        records.append({**spend, "dag_id": entry["dag_id"], "task_id": entry["task_id"]})
+    return records
+
+
+def expect_figures(
+    frame: Any, records: list[dict[str, Any]], where: str, failures: list[str], format_usd: Any, format_count: Any
+) -> None:
+    """The page's totals are the sums of ``records``, to the API's precision."""
+    usd = round(sum(record["usd"] or 0.0 for record in records), 7)
+    wanted = {
+        "total-usd": format_usd(usd),
+        "total-tasks": format_count(len(records)),
+        "total-tokens": format_count(sum(record["total_tokens"] for record in records)),
+        "prompt-tokens": format_count(sum(record["prompt_tokens"] for record in records)),
+        "completion-tokens": format_count(sum(record["completion_tokens"] for record in records)),
+        "reasoning-tokens": format_count(sum(record["reasoning_tokens"] for record in records)),
+    }
+    for test_id, value in wanted.items():
+        shown = frame.locator(f"[data-testid={test_id}]").inner_text()
+        if shown != value:
+            failures.append(f"{where} shows {test_id} {shown}, the XComs add up to {value}")
+    exact = float(frame.locator("[data-testid=total-usd]").get_attribute("data-usd") or "nan")
+    if exact != usd:
+        failures.append(f"{where}: total ${exact!r}, the XComs add up to ${usd!r}")
+    print(f"{where}: {wanted['total-usd']} over {wanted['total-tasks']} task runs, as in XCom")
+
+
+def check_spend_refusals(failures: list[str]) -> None:
+    """No token, a bad token, and a user the auth manager grants nothing: refused, and no figure shown."""
+    pages = ["/aiml/spend", f"/aiml/spend/dags/{SPEND_TAB_DAG}"]
+    stranger = api_headers(NO_ACCESS_USER)
+    for path in pages:
+        cases = {
+            "without credentials": ({}, {401}),
+            "with a forged token": ({"Authorization": "Bearer not.a.token"}, {401, 403}),
+            f"as {NO_ACCESS_USER!r}": (stranger, {403}),
+        }
+        for case, (headers, statuses) in cases.items():
+            response = httpx.get(f"{BASE}{path}", headers=headers, timeout=30)
+            if response.status_code not in statuses or "data-testid" in response.text:
+                failures.append(f"GET {path} {case} answered HTTP {response.status_code}, expected {statuses}")
+    own_api = httpx.get(f"{BASE}/api/v2/dags/{SPEND_TAB_DAG}", headers=stranger, timeout=30).status_code
+    if own_api != 403:
+        failures.append(f"Airflow's own API answered {own_api} to {NO_ACCESS_USER!r}: the user is not a stranger")
+    print(f"Spend pages refused without credentials, with a forged token and as {NO_ACCESS_USER!r}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,15 @@ from airflow_provider_aiml.exceptions import (
     AimlTransportError,
 )
 from airflow_provider_aiml.hooks import DEFAULT_CONN_ID
+from airflow_provider_aiml.hooks.account import (
+    BILLING_PATH,
+    USAGE_PATH,
+    AccountBalance,
+    KeyUsage,
+    parse_balance,
+    parse_key_usage,
+    usage_query,
+)
 from airflow_provider_aiml.hooks.building import (
     DEFAULT_EMBEDDING_BATCH,
     EmbeddingRequest,
@@ -43,6 +52,7 @@ from airflow_provider_aiml.hooks.building import client_request_id as make_clien
 from airflow_provider_aiml.hooks.parsing import (
     CallInfo,
     StreamAccumulator,
+    billed_usd,
     parse_completion,
     parse_embeddings,
     parse_error,
@@ -262,8 +272,6 @@ class AimlApiHook(BaseHook):
         clients, self._async_clients = self._async_clients, []
         for client in clients:
             await client.aclose()
-        if isinstance(self._limiter, ConnectionLimiter):
-            await self._limiter.store.aclose()
 
     # --- chat completions -----------------------------------------------------------------------------------
 
@@ -432,6 +440,7 @@ class AimlApiHook(BaseHook):
                         self._transport_errors(call),
                         client.stream("POST", CHAT_COMPLETIONS_PATH, **call.request_args()) as response,
                     ):
+                        slot.cost = billed_usd(response.headers)
                         if response.status_code >= 400 or not _is_event_stream(response):
                             response.read()
                             result = self._completion_from(response, call, started)
@@ -450,10 +459,10 @@ class AimlApiHook(BaseHook):
                     delay = self._delay_or_raise(error, attempt, call)
                 else:
                     slot.cost = result.usage.usd_spent
-                    yield self._finish(result, attempt)
-                    return
+                    break  # the slot is given back before the result is handed over
             self._sleep(delay)
             attempt += 1
+        yield self._finish(result, attempt)
 
     async def astream_chat_completion(
         self,
@@ -474,6 +483,7 @@ class AimlApiHook(BaseHook):
                 try:
                     with self._transport_errors(call):
                         async with client.stream("POST", CHAT_COMPLETIONS_PATH, **call.request_args()) as response:
+                            slot.cost = billed_usd(response.headers)
                             if response.status_code >= 400 or not _is_event_stream(response):
                                 await response.aread()
                                 result = self._completion_from(response, call, started)
@@ -492,10 +502,10 @@ class AimlApiHook(BaseHook):
                     delay = self._delay_or_raise(error, attempt, call)
                 else:
                     slot.cost = result.usage.usd_spent
-                    yield self._finish(result, attempt)
-                    return
+                    break
             await self._async_sleep(delay)
             attempt += 1
+        yield self._finish(result, attempt)
 
     # --- shared pieces of the call paths --------------------------------------------------------------------
 
@@ -515,6 +525,7 @@ class AimlApiHook(BaseHook):
                 try:
                     with self._transport_errors(call):
                         response = client.post(path, **call.request_args())
+                    slot.cost = billed_usd(response.headers)  # counted even if the body cannot be read
                     result = finish(parse(response, call, started), attempt)
                 except AimlApiError as error:
                     delay = self._delay_or_raise(error, attempt, call)
@@ -540,6 +551,7 @@ class AimlApiHook(BaseHook):
                 try:
                     with self._transport_errors(call):
                         response = await client.post(path, **call.request_args())
+                    slot.cost = billed_usd(response.headers)
                     result = finish(parse(response, call, started), attempt)
                 except AimlApiError as error:
                     delay = self._delay_or_raise(error, attempt, call)
@@ -835,6 +847,43 @@ class AimlApiHook(BaseHook):
         except AimlApiError:
             message += " The model list could not be read."
         return True, message
+
+    def billing(self, timeout: float | None = None) -> AccountBalance:
+        """The account's balance (``GET /v2/billing``): no generation is started, nothing is billed.
+
+        A failed answer raises the provider's own error, as a chat call would (401
+        :class:`~airflow_provider_aiml.exceptions.AimlAuthenticationError`, 403, 5xx, timeouts, ...); neither the
+        result nor an error holds the key.
+
+        :param timeout: seconds to wait; the connection's timeout, at most 15 s, when not given.
+        """
+        return parse_balance(self._account_get(BILLING_PATH, timeout))
+
+    def key_usage(self, period: str = "24h", timeout: float | None = None) -> KeyUsage:
+        """What this connection's key spent in the last ``period`` (``GET /v2/usage``; any key may read its own
+        spend, nothing is billed). Errors as for :meth:`billing`.
+
+        :param period: the window, a count and a unit (``m``, ``h``, ``d``, ``w``): ``"24h"``, ``"7d"``.
+        """
+        response = self._account_get(USAGE_PATH + usage_query(period), timeout)
+        return parse_key_usage(response, self.settings.api_key.get_secret_value())
+
+    def _account_get(self, path: str, timeout: float | None) -> httpx.Response:
+        """``GET`` an endpoint under the API root; any status but 2xx raises. Redirects are not followed, so the
+        key is never sent anywhere else."""
+        settings = self.settings
+        timeout = min(settings.timeout, TEST_CONNECTION_TIMEOUT) if timeout is None else timeout
+        with translate_transport_errors(timeout):
+            response = self._get(f"{settings.api_root}{path}", timeout)
+        if response.status_code >= 400:
+            raise self._status_error(response, None)
+        if response.status_code >= 300:
+            where = path.partition("?")[0]
+            raise AimlResponseError(
+                f"{settings.api_root}{where} redirects (HTTP {response.status_code}) to "
+                f"{response.headers.get('location', 'another address')}: fix the Base URL"
+            )
+        return response
 
     def _get(self, url: str, timeout: float) -> httpx.Response:
         return self.get_conn().get(url, timeout=timeout)

@@ -310,6 +310,11 @@ def parse_usage(usage: Any, meta_usage: Mapping[str, Any] | None, headers: Mappi
     )
 
 
+def billed_usd(headers: Mapping[str, str]) -> float | None:
+    """The cost the response's headers report, known before its body is read (``None`` when they say none)."""
+    return _cost(None, headers)[1]
+
+
 def _count(value: Any) -> int:
     if value is None:
         return 0

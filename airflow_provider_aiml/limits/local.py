@@ -2,18 +2,19 @@
 
 Each operation is one ``BEGIN IMMEDIATE`` transaction, which takes the file's write lock: the processes
 take turns, and an operation is a few hundred microseconds. It holds on one machine only: workers on several
-machines each have their own file, so a deployment with more than one needs the Redis store.
+machines each have their own file, so a deployment with more than one needs the Redis store. Times are the
+machine's clock (``time.time()``): a jump of the clock moves the leases' expiry and the rate's turn with it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 from airflow_provider_aiml.limits.plan import DAY_KEPT_S, GRANTED, SLOT_POLL_S, Admission, LimitPlan
 
@@ -24,10 +25,14 @@ CREATE TABLE IF NOT EXISTS slots (
     namespace TEXT NOT NULL, lease TEXT NOT NULL, expires REAL NOT NULL, PRIMARY KEY (namespace, lease)
 );
 CREATE TABLE IF NOT EXISTS spend (
-    namespace TEXT NOT NULL, day TEXT NOT NULL, usd REAL NOT NULL, touched REAL NOT NULL,
+    namespace TEXT NOT NULL, day TEXT NOT NULL, usd REAL NOT NULL, calls INTEGER NOT NULL, touched REAL NOT NULL,
     PRIMARY KEY (namespace, day)
 );
+CREATE TABLE IF NOT EXISTS released (lease TEXT PRIMARY KEY, at REAL NOT NULL);
 """
+_inherited: list[sqlite3.Connection] = []
+"""Connections a forked child inherited: kept open, never used or closed (closing one in the child could drop
+the parent's locks on the file)."""
 
 
 def default_path() -> Path:
@@ -44,22 +49,25 @@ class LocalLimitStore:
         self.location = str(self.path)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self._pid = 0
 
     # --- the operations -------------------------------------------------------------------------------------
 
     def admit(self, plan: LimitPlan, lease_id: str, day: str) -> Admission:
         with self._transaction() as db:
             now = time.time()
-            if plan.max_usd_per_day is not None:
-                spent = _spent(db, plan, day)
-                if spent >= plan.max_usd_per_day:
-                    return Admission(False, "budget", spent_usd=spent)
-            if plan.max_concurrency is not None:
+            if plan.takes_leases:
                 db.execute("DELETE FROM slots WHERE namespace = ? AND expires <= ?", (plan.namespace, now))
-                (in_use,) = db.execute("SELECT count(*) FROM slots WHERE namespace = ?", (plan.namespace,)).fetchone()
-                if in_use >= plan.max_concurrency:
-                    return Admission(False, "slots", wait_s=SLOT_POLL_S, in_use=in_use)
+                (in_flight,) = db.execute(
+                    "SELECT count(*) FROM slots WHERE namespace = ?", (plan.namespace,)
+                ).fetchone()
+            if plan.max_usd_per_day is not None:
+                spent, calls = _spend(db, plan, day)
+                if spent >= plan.max_usd_per_day:
+                    return Admission(False, "budget", spent_usd=spent, in_flight=in_flight)
+                if spent + in_flight * (spent / calls if calls else 0.0) >= plan.max_usd_per_day:
+                    return Admission(False, "in_flight", wait_s=SLOT_POLL_S, spent_usd=spent, in_flight=in_flight)
+            if plan.max_concurrency is not None and in_flight >= plan.max_concurrency:
+                return Admission(False, "slots", wait_s=SLOT_POLL_S, in_use=in_flight)
             if plan.interval_s is not None:
                 row = db.execute("SELECT tat FROM rate WHERE namespace = ?", (plan.namespace,)).fetchone()
                 tat = max(row[0] if row else now, now)
@@ -70,24 +78,27 @@ class LocalLimitStore:
                     "INSERT INTO rate VALUES (?, ?) ON CONFLICT (namespace) DO UPDATE SET tat = excluded.tat",
                     (plan.namespace, tat + plan.interval_s),
                 )
-            if plan.max_concurrency is not None:
+            if plan.takes_leases:
                 db.execute(
                     "INSERT OR REPLACE INTO slots VALUES (?, ?, ?)", (plan.namespace, lease_id, now + plan.lease_s)
                 )
         return GRANTED
 
-    def release(self, plan: LimitPlan, lease_id: str, day: str, usd: float) -> None:
+    def release(self, plan: LimitPlan, lease_id: str, day: str, usd: float | None) -> None:
         with self._transaction() as db:
             now = time.time()
-            if plan.max_concurrency is not None:
-                db.execute("DELETE FROM slots WHERE namespace = ? AND lease = ?", (plan.namespace, lease_id))
-            if usd > 0:
-                db.execute(
-                    "INSERT INTO spend VALUES (?, ?, ?, ?) ON CONFLICT (namespace, day) "
-                    "DO UPDATE SET usd = usd + excluded.usd, touched = excluded.touched",
-                    (plan.namespace, day, usd, now),
-                )
-                db.execute("DELETE FROM spend WHERE touched < ?", (now - DAY_KEPT_S,))
+            db.execute("DELETE FROM slots WHERE namespace = ? AND lease = ?", (plan.namespace, lease_id))
+            if usd is None:
+                return
+            if db.execute("INSERT OR IGNORE INTO released VALUES (?, ?)", (lease_id, now)).rowcount == 0:
+                return  # released before: its cost is counted
+            db.execute(
+                "INSERT INTO spend VALUES (?, ?, ?, 1, ?) ON CONFLICT (namespace, day) "
+                "DO UPDATE SET usd = usd + excluded.usd, calls = calls + 1, touched = excluded.touched",
+                (plan.namespace, day, usd, now),
+            )
+            db.execute("DELETE FROM spend WHERE touched < ?", (now - DAY_KEPT_S,))
+            db.execute("DELETE FROM released WHERE at < ?", (now - 3600,))
 
     def renew(self, plan: LimitPlan, lease_ids: Collection[str]) -> int:
         if not lease_ids:
@@ -104,16 +115,13 @@ class LocalLimitStore:
 
     def spent(self, plan: LimitPlan, day: str) -> float:
         with self._transaction() as db:
-            return _spent(db, plan, day)
+            return _spend(db, plan, day)[0]
 
-    async def aadmit(self, plan: LimitPlan, lease_id: str, day: str) -> Admission:
-        return await asyncio.to_thread(self.admit, plan, lease_id, day)
-
-    async def arelease(self, plan: LimitPlan, lease_id: str, day: str, usd: float) -> None:
-        await asyncio.to_thread(self.release, plan, lease_id, day, usd)
-
-    async def aclose(self) -> None:
-        """Nothing to close per event loop: the file is used from threads."""
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()  # the parent's may have been held when it forked
+        if self._db is not None:
+            _inherited.append(self._db)
+            self._db = None
 
     def close(self) -> None:
         with self._lock:
@@ -127,7 +135,7 @@ class LocalLimitStore:
         return _Transaction(self)
 
     def _connection(self) -> sqlite3.Connection:
-        if self._db is None or self._pid != os.getpid():  # a forked child opens its own
+        if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
@@ -136,7 +144,7 @@ class LocalLimitStore:
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(_SCHEMA)
-            self._db, self._pid = db, os.getpid()
+            self._db = db
         return self._db
 
 
@@ -163,6 +171,8 @@ class _Transaction:
             self._store._lock.release()
 
 
-def _spent(db: sqlite3.Connection, plan: LimitPlan, day: str) -> float:
-    row = db.execute("SELECT usd FROM spend WHERE namespace = ? AND day = ?", (plan.namespace, day)).fetchone()
-    return float(row[0]) if row else 0.0
+def _spend(db: sqlite3.Connection, plan: LimitPlan, day: str) -> tuple[float, int]:
+    row: Any = db.execute(
+        "SELECT usd, calls FROM spend WHERE namespace = ? AND day = ?", (plan.namespace, day)
+    ).fetchone()
+    return (float(row[0]), int(row[1])) if row else (0.0, 0)

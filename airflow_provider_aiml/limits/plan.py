@@ -10,18 +10,24 @@ sustained rate is then ``R - b + 1`` a minute, under 2% less than ``R``.
 Concurrency is leased slots: a slot is taken with an expiry ``lease_s`` ahead and renewed while its call runs,
 so the slots of a worker that was killed come back after at most ``lease_s``.
 
-The daily budget is a per-UTC-day sum of what the calls cost, as the API reported it.
+The daily budget is a per-UTC-day sum of what the calls cost, as the API reported it. A request is admitted
+while that sum, plus what the requests in flight will likely cost (the day's average call), is under the
+budget: a request that the calls in flight may leave no room for waits for them to land, and only a spent
+budget refuses. Every admission takes a lease for this count, even without ``max_concurrency``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 from airflow_provider_aiml.hooks.settings import LimitSettings
 
 SLOT_POLL_S = 0.005
-"""How soon a caller waiting for a concurrency slot asks again (one caller per process asks at a time)."""
+"""How soon a caller waiting for a concurrency slot first asks again (one caller per process asks at a time);
+the wait doubles while the slots stay taken, up to :data:`SLOT_POLL_MAX_S`."""
+SLOT_POLL_MAX_S = 0.05
 DAY_KEPT_S = 3 * 86_400
 """How long a day's spend is kept by the stores after its last call."""
 
@@ -40,13 +46,19 @@ class LimitPlan:
     max_usd_per_day: float | None
     lease_s: float
 
+    @property
+    def takes_leases(self) -> bool:
+        """Whether each admission takes a lease: for ``max_concurrency``, and to count what a budget has in flight."""
+        return self.max_concurrency is not None or self.max_usd_per_day is not None
+
     @classmethod
     def of(cls, conn_id: str, limits: LimitSettings) -> LimitPlan:
         interval = tolerance = None
         rpm = limits.max_requests_per_minute
         if rpm is not None:
             burst = burst_of(rpm)
-            interval = 60.0 / (rpm - burst + 1)
+            # Rounded up to the microsecond, the stores' resolution, so the rounding never runs the rate fast.
+            interval = math.ceil(60e6 / (rpm - burst + 1)) / 1e6
             tolerance = (burst - 1) * interval
         return cls(
             namespace=f"aiml:limits:{{{conn_id}}}",  # a Redis Cluster hash tag: every key in one slot
@@ -74,11 +86,14 @@ class Admission:
 
     granted: bool
     blocked_by: str | None = None
-    """``"budget"``, ``"slots"`` or ``"rate"`` when not granted."""
+    """``"budget"`` (spent: refused), ``"in_flight"`` (the calls in flight may spend the rest: wait), ``"slots"``
+    or ``"rate"`` when not granted."""
     wait_s: float = 0.0
     """When blocked by the rate or the slots: how long to wait before asking again."""
     spent_usd: float = 0.0
     """When blocked by the budget: the day's spend so far."""
+    in_flight: int = 0
+    """When blocked by the budget: the requests still running, whose cost is counted ahead."""
     in_use: int = 0
     """When blocked by the slots: how many are taken."""
 

@@ -1,38 +1,46 @@
 """The shared store for deployments of several machines: Redis, through an Airflow Redis connection.
 
 Every operation is one Lua script, run atomically by Redis with its own clock (``TIME``), so the workers'
-clocks do not matter. The keys of a connection share a hash tag, so the store also works on Redis Cluster.
-The sync client is the Redis provider's (``RedisHook.get_conn()``); the async one, for triggers and batch
-work, is built from the same connection parameters.
+clocks do not matter for the rate and the leases (the UTC day of the budget is the worker's). The keys of a
+connection share a hash tag, so the store also works on Redis Cluster. The client is the Redis provider's
+(``RedisHook.get_conn()``), given a socket timeout when the connection sets none, so a Redis that stops
+answering fails the call (``AimlLimitStoreError``) rather than hanging it.
 """
 
 from __future__ import annotations
 
-import asyncio
+import threading
 from collections.abc import Collection
 from typing import Any
 
 from airflow_provider_aiml.exceptions import AimlConfigurationError
 from airflow_provider_aiml.limits.plan import DAY_KEPT_S, GRANTED, SLOT_POLL_S, Admission, LimitPlan
 
-# KEYS: rate, slots, spend of the day. ARGV: lease id, interval (-1: none), tolerance, max concurrency
-# (-1: none), lease seconds, max usd (-1: none), slot poll seconds. Numbers go back as strings: Redis would
-# truncate a Lua number to an integer. Times are written with %.6f: Lua's tostring keeps 14 digits, which for a
-# Unix time is 0.1 ms, and rounding the interval to that would let a high rate run fast.
+SOCKET_TIMEOUT_S = 5.0
+RELEASED_KEPT_S = 3600
+# KEYS: rate, leases, spend of the day (a hash: usd, calls). ARGV: lease id, interval (-1: none), tolerance,
+# max concurrency (-1: none), lease seconds, max usd (-1: none), slot poll seconds, whether to take a lease.
+# Numbers go back as strings (Redis would truncate a Lua number to an integer), and times are written with %.6f
+# (Lua's tostring keeps 14 digits: 0.1 ms for a Unix time).
 _ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local interval, tolerance = tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_slots, lease_s, max_usd = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-if max_usd >= 0 then
-  local spent = tonumber(redis.call('GET', KEYS[3]) or '0')
-  if spent >= max_usd then return {'budget', tostring(spent)} end
-end
-if max_slots >= 0 then
+local in_flight = 0
+if ARGV[8] == '1' then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  local in_use = redis.call('ZCARD', KEYS[2])
-  if in_use >= max_slots then return {'slots', ARGV[7], tostring(in_use)} end
+  in_flight = redis.call('ZCARD', KEYS[2])
 end
+if max_usd >= 0 then
+  local spent = tonumber(redis.call('HGET', KEYS[3], 'usd') or '0')
+  local calls = tonumber(redis.call('HGET', KEYS[3], 'calls') or '0')
+  local average = 0
+  if calls > 0 then average = spent / calls end
+  if spent >= max_usd then return {'budget', tostring(spent), tostring(in_flight)} end
+  if spent + in_flight * average >= max_usd then return {'in_flight', ARGV[7], tostring(in_flight)} end
+end
+if max_slots >= 0 and in_flight >= max_slots then return {'slots', ARGV[7], tostring(in_flight)} end
 if interval >= 0 then
   local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
   if tat < now then tat = now end
@@ -40,22 +48,25 @@ if interval >= 0 then
   if wait > 0 then return {'rate', string.format('%.6f', wait)} end
   redis.call('SET', KEYS[1], string.format('%.6f', tat + interval), 'PX', math.ceil((tat + interval - now + 60) * 1000))
 end
-if max_slots >= 0 then
+if ARGV[8] == '1' then
   redis.call('ZADD', KEYS[2], now + lease_s, ARGV[1])
   redis.call('PEXPIRE', KEYS[2], math.ceil(lease_s * 2000))
 end
 return {'ok'}
 """
-# KEYS: slots, spend of the day. ARGV: lease id, usd, seconds to keep the day.
+# KEYS: leases, spend of the day, released marker of the lease. ARGV: lease id, usd (empty: none reported),
+# seconds to keep the day, seconds to keep the marker. The marker makes a release that is sent again (a retry
+# of the client after a lost reply) count its cost once.
 _RELEASE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
-if tonumber(ARGV[2]) > 0 then
-  redis.call('INCRBYFLOAT', KEYS[2], ARGV[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
-end
+if ARGV[2] == '' then return 0 end
+if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4]) then return 0 end
+redis.call('HINCRBYFLOAT', KEYS[2], 'usd', ARGV[2])
+redis.call('HINCRBY', KEYS[2], 'calls', 1)
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 1
 """
-# KEYS: slots. ARGV: lease seconds, lease ids...
+# KEYS: leases. ARGV: lease seconds, lease ids...
 _RENEW = """
 local t = redis.call('TIME')
 local expires = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[1])
@@ -64,18 +75,6 @@ for i = 2, #ARGV do held = held + redis.call('ZADD', KEYS[1], 'XX', 'CH', expire
 if held > 0 then redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[1]) * 2000)) end
 return held
 """
-_ASYNC_OPTIONS = (
-    "host",
-    "port",
-    "db",
-    "username",
-    "password",
-    "socket_timeout",
-    "socket_connect_timeout",
-    "socket_keepalive",
-    "health_check_interval",
-    "client_name",
-)
 
 
 class RedisLimitStore:
@@ -85,14 +84,17 @@ class RedisLimitStore:
         self.redis_conn_id = redis_conn_id
         self.location = f"Redis connection {redis_conn_id!r}"
         self._client: Any = None
-        self._async: dict[asyncio.AbstractEventLoop, dict[str, Any]] = {}
         self._scripts: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def admit(self, plan: LimitPlan, lease_id: str, day: str) -> Admission:
-        return _admission(self._script("admit", _ADMIT)(keys=_admit_keys(plan, day), args=_admit_args(plan, lease_id)))
+        reply = self._script("admit", _ADMIT)(keys=_keys(plan, day), args=_admit_args(plan, lease_id))
+        return _admission(reply)
 
-    def release(self, plan: LimitPlan, lease_id: str, day: str, usd: float) -> None:
-        self._script("release", _RELEASE)(keys=_release_keys(plan, day), args=[lease_id, repr(usd), DAY_KEPT_S])
+    def release(self, plan: LimitPlan, lease_id: str, day: str, usd: float | None) -> None:
+        keys = [f"{plan.namespace}:slots", f"{plan.namespace}:usd:{day}", f"{plan.namespace}:released:{lease_id}"]
+        cost = "" if usd is None else repr(float(usd))
+        self._script("release", _RELEASE)(keys=keys, args=[lease_id, cost, DAY_KEPT_S, RELEASED_KEPT_S])
 
     def renew(self, plan: LimitPlan, lease_ids: Collection[str]) -> int:
         if not lease_ids:
@@ -100,79 +102,56 @@ class RedisLimitStore:
         return int(self._script("renew", _RENEW)(keys=[f"{plan.namespace}:slots"], args=[plan.lease_s, *lease_ids]))
 
     def spent(self, plan: LimitPlan, day: str) -> float:
-        value = self._sync().get(f"{plan.namespace}:usd:{day}")
+        value = self._redis().hget(f"{plan.namespace}:usd:{day}", "usd")
         return float(value) if value is not None else 0.0
 
-    async def aadmit(self, plan: LimitPlan, lease_id: str, day: str) -> Admission:
-        script = self._async_scripts()["admit"]
-        return _admission(await script(keys=_admit_keys(plan, day), args=_admit_args(plan, lease_id)))
-
-    async def arelease(self, plan: LimitPlan, lease_id: str, day: str, usd: float) -> None:
-        script = self._async_scripts()["release"]
-        await script(keys=_release_keys(plan, day), args=[lease_id, repr(usd), DAY_KEPT_S])
-
-    async def aclose(self) -> None:
-        """Close the running loop's async client (the next async call makes a new one)."""
-        scripts = self._async.pop(asyncio.get_running_loop(), None)
-        if scripts is not None:
-            await scripts["client"].aclose()
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()  # redis-py's pool notices the fork itself and opens new connections
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
             self._client = None
-        self._scripts.clear()
-        self._async.clear()  # their loops have ended, or close them themselves
+            self._scripts.clear()
 
-    # --- clients --------------------------------------------------------------------------------------------
-
-    def _sync(self) -> Any:
-        if self._client is None:
-            try:
-                from airflow.providers.redis.hooks.redis import RedisHook
-            except ImportError:
-                raise AimlConfigurationError(
-                    f"The connection-wide limits are kept in {self.location}, which needs the Redis provider: "
-                    "pip install 'airflow-provider-aiml[redis]'"
-                ) from None
-            self._client = RedisHook(redis_conn_id=self.redis_conn_id).get_conn()
-        return self._client
+    def _redis(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                try:
+                    from airflow.providers.redis.hooks.redis import RedisHook
+                except ImportError:
+                    raise AimlConfigurationError(
+                        f"The connection-wide limits are kept in {self.location}, which needs the Redis provider: "
+                        "pip install 'airflow-provider-aiml[redis]'"
+                    ) from None
+                client = RedisHook(redis_conn_id=self.redis_conn_id).get_conn()
+                for pool in _pools_of(client):
+                    if pool.connection_kwargs.get("socket_timeout") is None:
+                        pool.connection_kwargs["socket_timeout"] = SOCKET_TIMEOUT_S
+                    if pool.connection_kwargs.get("socket_connect_timeout") is None:
+                        pool.connection_kwargs["socket_connect_timeout"] = SOCKET_TIMEOUT_S
+                self._client = client
+            return self._client
 
     def _script(self, name: str, source: str) -> Any:
         script = self._scripts.get(name)
         if script is None:
-            script = self._scripts[name] = self._sync().register_script(source)
+            script = self._scripts[name] = self._redis().register_script(source)
         return script
 
-    def _async_scripts(self) -> dict[str, Any]:
-        """The scripts on an async client of the running loop (made from the sync client's parameters)."""
-        loop = asyncio.get_running_loop()
-        scripts = self._async.get(loop)
-        if scripts is None:
-            import redis.asyncio
 
-            pool = self._sync().connection_pool
-            options = {key: pool.connection_kwargs[key] for key in _ASYNC_OPTIONS if key in pool.connection_kwargs}
-            if "SSL" in getattr(pool.connection_class, "__name__", ""):
-                options["ssl"] = True
-                options.update({k: v for k, v in pool.connection_kwargs.items() if k.startswith("ssl_")})
-            for ended in [other for other in self._async if other.is_closed()]:
-                del self._async[ended]
-            client = redis.asyncio.Redis(**options)
-            scripts = self._async[loop] = {
-                "client": client,
-                "admit": client.register_script(_ADMIT),
-                "release": client.register_script(_RELEASE),
-            }
-        return scripts
+def _pools_of(client: Any) -> list[Any]:
+    """The connection pools of a client: one for ``Redis``, one per node for ``RedisCluster``."""
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        return [pool]
+    nodes: list[Any] = getattr(client, "get_nodes", list)()
+    return [node.redis_connection.connection_pool for node in nodes if getattr(node, "redis_connection", None)]
 
 
-def _admit_keys(plan: LimitPlan, day: str) -> list[str]:
+def _keys(plan: LimitPlan, day: str) -> list[str]:
     return [f"{plan.namespace}:rate", f"{plan.namespace}:slots", f"{plan.namespace}:usd:{day}"]
-
-
-def _release_keys(plan: LimitPlan, day: str) -> list[str]:
-    return [f"{plan.namespace}:slots", f"{plan.namespace}:usd:{day}"]
 
 
 def _admit_args(plan: LimitPlan, lease_id: str) -> list[Any]:
@@ -187,6 +166,7 @@ def _admit_args(plan: LimitPlan, lease_id: str) -> list[Any]:
         repr(plan.lease_s),
         number(plan.max_usd_per_day),
         repr(SLOT_POLL_S),
+        "1" if plan.takes_leases else "0",
     ]
 
 
@@ -195,9 +175,11 @@ def _admission(reply: list[Any]) -> Admission:
     if verdict == "ok":
         return GRANTED
     if verdict == "budget":
-        return Admission(False, "budget", spent_usd=float(_text(reply[1])))
+        return Admission(False, "budget", spent_usd=float(_text(reply[1])), in_flight=int(_text(reply[2])))
     if verdict == "slots":
         return Admission(False, "slots", wait_s=float(_text(reply[1])), in_use=int(_text(reply[2])))
+    if verdict == "in_flight":
+        return Admission(False, "in_flight", wait_s=float(_text(reply[1])), in_flight=int(_text(reply[2])))
     return Admission(False, "rate", wait_s=float(_text(reply[1])))
 
 

@@ -231,7 +231,7 @@ class AimlAgentOperator(AimlBaseOperator):
             context["ti"].xcom_push(key=key, value=value)
 
     def _push_steps(self, context: Context, run: AgentRun) -> None:
-        from airflow_provider_aiml.operators._spend import TaskSpend
+        from airflow_provider_aiml.operators._spend import TaskSpend, push_spend
 
         if run.steps:
             models = tuple(dict.fromkeys(step.answer.model for step in run.steps))
@@ -241,6 +241,7 @@ class AimlAgentOperator(AimlBaseOperator):
         ti = context["ti"]
         ti.xcom_push(key="steps", value=[step.as_xcom(self.preview_chars) for step in run.steps])
         ti.xcom_push(key="usage", value=run.usage.model_dump())
+        push_spend(context, self.spend, self.aiml_conn_id)
 
     def _conclude(self, context: Context, run: AgentRun, answer: ChatCompletionResult, parsed: Any) -> Any:
         self._push_steps(context, run)

@@ -439,6 +439,8 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         }
 
     def _push(self, context: Context, report: BatchReport, results: Any, *, resumed: int) -> None:
+        from airflow_provider_aiml.operators._spend import push_spend
+
         if not self.do_xcom_push:
             return
         failed = report.failed
@@ -455,6 +457,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         }
         ti = context["ti"]
         ti.xcom_push(key="usage", value=report.usage.model_dump())
+        push_spend(context, self.spend, self.aiml_conn_id)
         ti.xcom_push(key="batch", value=summary)
         if self._failure(report) is not None:
             ti.xcom_push(key="return_value", value=results)  # the task fails next; keep what was obtained

@@ -201,12 +201,14 @@ class AimlChatCompletionOperator(AimlBaseOperator):
     ) -> Any:
         """Push the answer, then decode it; an invalid typed answer is re-asked while retries remain."""
         from airflow_provider_aiml.exceptions import AimlOutputParseError
-        from airflow_provider_aiml.operators._spend import TaskSpend
+        from airflow_provider_aiml.operators._spend import TaskSpend, push_spend
         from airflow_provider_aiml.structured import reask_messages
 
         total = spent + result.usage
         self.spend = TaskSpend(result.requested_model, (result.model,), total, calls=attempt + 1)
         self.push_result(context, result, total)
+        if self.do_xcom_push:
+            push_spend(context, self.spend, self.aiml_conn_id)
         try:
             parsed = self.parse_answer(result.content)
         except AimlOutputParseError as problem:

@@ -130,7 +130,11 @@ class AimlEmbeddingOperator(BaseOperator):
 
         result = run_coroutine(embed())  # the hook logs the call's summary line (texts, requests, tokens, cost)
         if self.do_xcom_push:
+            from airflow_provider_aiml.operators._spend import TaskSpend, push_spend
+
             context["ti"].xcom_push(key="usage", value=result.usage.model_dump())
+            spend = TaskSpend(result.requested_model, (result.model,), result.usage, calls=result.requests)
+            push_spend(context, spend, self.aiml_conn_id)
         if not self.output_path:
             return result.vectors
         return self._write(result.vectors, sources, model=result.model, usage=result.usage.model_dump())

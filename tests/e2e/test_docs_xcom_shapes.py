@@ -176,6 +176,8 @@ CHECKS: list[tuple[str, Callable[[Any], Any], Pick]] = [
     ("chat.usage", lambda shape: shape, value("label_reviews", "usage")),  # batch totals: the same fields
     *[("chat.response", lambda shape: shape, value(task, "response")) for task in CHAT_TASKS],
     ("chat.response", lambda shape: shape, value("city_facts", "response")),
+    *[("chat.aiml_spend", lambda shape: shape, value(task, "aiml_spend")) for task in [*CHAT_TASKS, "one_line"]],
+    ("chat.aiml_spend", lambda shape: shape, value("label_reviews", "aiml_spend")),  # a batch: the same shape
     ("chat.parsed", lambda shape: shape, value("extract", "parsed")),
     ("batch.return_value", lambda shape: shape[0], records("label_reviews", failed=False)),
     # Without a JSON format the records have no "parsed" key, as the page says.

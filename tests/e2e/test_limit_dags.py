@@ -58,11 +58,14 @@ def test_the_daily_budget_stops_the_shards_and_keeps_what_they_got(dagbag: Any, 
     refused = [item for shard in shards for item in shard if item["error"] is not None]
     assert answered  # what was obtained before the budget was spent is kept
     assert len(emulator.chat_requests) == len(answered)  # nothing was sent past the budget
-    assert all(item["error"].startswith("not run: Connection 'aiml_limited' has spent") for item in refused)
+    errors = {item["error"][:60] for item in refused}
+    assert all(item["error"].startswith("not run: Connection 'aiml_limited' has spent") for item in refused), errors
     spent = sum(item["usage"]["usd_spent"] for item in answered)
     assert spent >= 0.0003
-    # A call is admitted only while the day's spend is under the budget: the 5 calls (~$0.00006 each) that
-    # reach it, plus at most the 7 others of the shard's 8 in flight meanwhile; the later shards sent nothing.
+    # A call is admitted only while the day's spend, with what the calls in flight will likely cost, is under
+    # the budget: the first shard to run (dag.test runs them one after another, in no set order) answers the
+    # ~5 calls (~$0.00006 each) that reach it, or at most its first wave of 8, admitted before any call had a
+    # cost to estimate with; the two after it send nothing.
     cost = answered[0]["usage"]["usd_spent"]
-    assert len(answered) <= -(-0.0003 // cost) + 8 - 1
-    assert all(item["error"] is not None for item in shards[1] + shards[2])
+    assert len(answered) <= max(8, -(-0.0003 // cost) + 1)
+    assert sum(1 for shard in shards if any(item["error"] is None for item in shard)) == 1

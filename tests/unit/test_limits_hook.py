@@ -24,6 +24,7 @@ from airflow_provider_aiml.exceptions import (
 from airflow_provider_aiml.hooks.aiml import AimlApiHook
 from airflow_provider_aiml.hooks.settings import ConnectionSettings, LimitSettings
 from airflow_provider_aiml.limits import reset_limiters
+from airflow_provider_aiml.limits.plan import utc_day as limiter_day
 from airflow_provider_aiml.operators.batch import AimlBatchChatCompletionOperator
 from tests.airflow_env import TEST_API_KEY, TEST_BASE_URL
 
@@ -172,6 +173,46 @@ def test_a_stream_holds_its_slot_until_it_ends(limited: Any) -> None:
         assert limiter.store.admit(limiter.plan, "other", "2026-12-07").blocked_by == "slots"
         list(pieces)
         assert limiter.store.admit(limiter.plan, "other", "2026-12-07").granted
+
+
+def test_a_stream_gives_its_slot_back_before_handing_over_the_result(limited: Any) -> None:
+    from airflow_provider_aiml.models import ChatCompletionResult
+
+    hook = limited(max_concurrency=1, max_usd_per_day=5.0)
+    stream = (
+        b'data: {"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\n'
+        b'data: {"id":"c","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+        b'"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    headers = {"content-type": "text/event-stream", "x-aimlapi-usd-spent": "0.5"}
+    with respx.mock() as api:
+        api.post(CHAT_URL).mock(return_value=httpx.Response(200, content=stream, headers=headers))
+        pieces = hook.stream_chat_completion(MESSAGES)
+        final = next(piece for piece in pieces if isinstance(piece, ChatCompletionResult))
+        limiter = hook.limiter
+        assert limiter is not None
+        # the caller holds the result and has not finished the generator: the slot is free, the cost counted
+        assert limiter.store.admit(limiter.plan, "other", limiter_day()).granted
+        assert limiter.spent_today() == pytest.approx(0.5)
+    assert final.content == "Hi"
+
+
+def test_an_answer_that_cannot_be_read_still_counts_its_billed_cost(limited: Any) -> None:
+    from airflow_provider_aiml.exceptions import AimlResponseError
+
+    hook = limited(max_usd_per_day=1.0, max_retries=0)
+    broken = httpx.Response(200, content=b"{not json", headers={"x-aimlapi-usd-spent": "0.6"})
+    with respx.mock() as api:
+        api.post(CHAT_URL).mock(return_value=broken)
+        with pytest.raises(AimlResponseError):
+            hook.chat_completion(MESSAGES)
+        with pytest.raises(AimlResponseError):
+            hook.chat_completion(MESSAGES)
+        with pytest.raises(AimlDailyBudgetError):  # $1.20 billed for two unreadable answers
+            hook.chat_completion(MESSAGES)
+    assert hook.limiter is not None
+    assert hook.limiter.spent_today() == pytest.approx(1.2)
 
 
 def test_an_unreachable_redis_store_fails_before_sending(limited: Any, monkeypatch: pytest.MonkeyPatch) -> None:

