@@ -187,7 +187,11 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         self.spend = self._spend(report)
         returned: Any = results
         if self.output_path:
-            returned = self._write_output(results, report)
+            try:
+                returned = self._write_output(results, report)
+            except Exception:
+                self._push(context, report, results, resumed=len(resumed))  # the spend is recorded all the same
+                raise
         self._push(context, report, returned, resumed=len(resumed))
         self._raise_for(report)
         return returned

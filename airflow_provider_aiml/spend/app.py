@@ -63,6 +63,10 @@ def create_app() -> FastAPI:
         dag_ids = get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session)
         report = spend_report(session, period, dag_ids, top=top)
         connections = [name for name, _ in report.by_connection if name]
+        if conn_id and conn_id not in connections and conn_id != DEFAULT_CONN_ID:
+            # Only a connection the period's tasks used: the key panel sends the connection's password to its
+            # host, so it must be an AI/ML API connection, and each new id would cost a secrets-backend read.
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, f"no task of the period used connection {conn_id!r}")
         chosen = conn_id or (connections[0] if connections else DEFAULT_CONN_ID)
         context = PageContext(_ui_root(request), request.url.path, connections=connections)
         return _html(report, context, key_panel(chosen, user))
@@ -93,15 +97,17 @@ def period_from_query(start: date | None = None, end: date | None = None) -> Per
     span = timedelta(days=DEFAULT_PERIOD_DAYS - 1)
     if start is None and end is None:
         return Period.last_days()
-    if end is None:
-        assert start is not None
-        end = max(start, min(start + span, datetime.now(UTC).date()))
-    if start is None:
-        start = end - span
     try:
-        return Period(start, end)
-    except ValueError as problem:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(problem)) from None
+        if end is None:
+            assert start is not None
+            end = max(start, min(start + span, datetime.now(UTC).date()))
+        if start is None:
+            start = end - span
+        period = Period(start, end)
+        period.bounds()
+    except (ValueError, OverflowError) as problem:  # an end before the start, or dates past year 9999
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"bad period: {problem}") from None
+    return period
 
 
 PeriodDep = Annotated[Period, Depends(period_from_query)]
@@ -123,7 +129,7 @@ def key_panel(conn_id: str, user: BaseUser) -> KeyPanel:
     from airflow.api_fastapi.app import get_auth_manager
 
     allowed = get_auth_manager().is_authorized_connection(
-        method="GET", details=ConnectionDetails(conn_id=conn_id), user=user
+        method="GET", details=ConnectionDetails(conn_id=conn_id, team_name=_team_of(conn_id)), user=user
     )
     if not allowed:
         return KeyPanel(conn_id, problem="you may not read this connection")
@@ -135,6 +141,17 @@ def key_panel(conn_id: str, user: BaseUser) -> KeyPanel:
     with _panels_lock:
         _panels[conn_id] = (time.monotonic(), panel)
     return panel
+
+
+def _team_of(conn_id: str) -> str | None:
+    """The connection's team (multi-team deployments check it, as Airflow's own connection routes do)."""
+    from airflow.models.connection import Connection
+
+    get_team_name = getattr(Connection, "get_team_name", None)
+    try:
+        return None if get_team_name is None else get_team_name(conn_id)
+    except Exception:  # not a stored connection (env or secrets backend): no team
+        return None
 
 
 def _read_panel(conn_id: str) -> KeyPanel:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import String, and_, cast, func, literal, null, or_, select, union_all
+from sqlalchemy import Numeric, String, and_, case, cast, func, literal, null, or_, select, union_all
 
 from airflow_provider_aiml.models import round_usd
 from airflow_provider_aiml.operators._spend import SPEND_XCOM_KEY
@@ -185,9 +185,9 @@ class _Records:
         self.fields: dict[str, Any] = {
             "model": func.coalesce(value["model"].as_string(), ""),
             "conn_id": func.coalesce(value["conn_id"].as_string(), ""),
-            "calls": value["calls"].as_integer(),
-            **{name: value[name].as_integer() for name in TOKEN_FIELDS},
-            "usd": value["usd"].as_float(),
+            "calls": _number(value, "calls", self.dialect),
+            **{name: _number(value, name, self.dialect) for name in TOKEN_FIELDS},
+            "usd": _number(value, "usd", self.dialect, whole=False),
         }
 
     def scoped(self, statement: Any) -> Any:
@@ -220,8 +220,8 @@ class _Records:
         fields = [column.label(name) for name, column in self.fields.items()]
         records = self.scoped(select(xcom.dag_id, xcom.task_id, xcom.run_id, day, *fields).select_from(xcom))
         cte = records.cte("aiml_spend_records")
-        if self.dialect in ("sqlite", "postgresql"):  # MySQL materializes a CTE read more than once by itself
-            cte = cte.prefix_with("MATERIALIZED")
+        if self.dialect == "postgresql" or (self.dialect == "sqlite" and _sqlite_materializes()):
+            cte = cte.prefix_with("MATERIALIZED")  # MySQL materializes a CTE read more than once by itself
         c = cte.c
         sums = [
             func.count(),
@@ -232,7 +232,8 @@ class _Records:
         ]
         none = cast(null(), String)
         by_kind = select(literal("k"), c.dag_id, c.task_id, c.model, c.conn_id, *sums)
-        by_day = select(literal("d"), cast(c.day, String), c.model, none, none, *sums)
+        day_text = func.to_char(c.day, "YYYY-MM-DD") if self.dialect == "postgresql" else cast(c.day, String)
+        by_day = select(literal("d"), day_text, c.model, none, none, *sums)
         by_run = select(literal("r"), c.dag_id, c.run_id, none, none, *sums).group_by(c.dag_id, c.run_id)
         top_runs = by_run.order_by(sums[-2].desc(), sums[5].desc(), c.dag_id, c.run_id).limit(top).subquery()
         return union_all(
@@ -263,6 +264,20 @@ class _Records:
         return result
 
 
+_JSON_NUMBER = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+
+
+def _number(value: Any, name: str, dialect: str, *, whole: bool = True) -> ColumnElement[Any]:
+    """A number of the record, or NULL when it is not one: any task may push an ``aiml_spend`` XCom, and one
+    malformed record (or a count past 32 bits) must not fail the page for every user. SQLite and MySQL cast
+    text as 0 and hold 64-bit integers; PostgreSQL would raise, so it casts only what looks like a number, to
+    ``NUMERIC``."""
+    if dialect == "postgresql":
+        text = value[name].as_string()
+        return case((text.regexp_match(_JSON_NUMBER), cast(text, Numeric(38, 0 if whole else 12))), else_=null())
+    return value[name].as_integer() if whole else value[name].as_float()
+
+
 def _utc_day(column: Any, dialect: str) -> ColumnElement[Any]:
     """The UTC day of a timestamp column: ``date()`` reads SQLite's and MySQL's stored UTC text or value as
     it is; on PostgreSQL the ``timestamptz`` is first turned into UTC wall time (the session may be in
@@ -270,6 +285,13 @@ def _utc_day(column: Any, dialect: str) -> ColumnElement[Any]:
     if dialect == "postgresql":
         return func.date(func.timezone("UTC", column))
     return func.date(column)
+
+
+def _sqlite_materializes() -> bool:
+    """SQLite knows ``AS MATERIALIZED`` from 3.35 on (Airflow accepts older ones)."""
+    import sqlite3
+
+    return sqlite3.sqlite_version_info >= (3, 35)
 
 
 def _totals(values: Iterable[Any]) -> Totals:

@@ -268,6 +268,17 @@ def test_the_period_comes_from_the_query(client, auth):
     assert client.get("/spend", params={"start": "yesterday"}, headers=headers).status_code == 422
     too_long = client.get("/spend", params={"start": "2029-01-01", "end": "2031-01-01"}, headers=headers)
     assert too_long.status_code == 400
+    for edge in ({"start": "9999-12-31"}, {"end": "0001-01-01"}, {"start": "9999-12-30", "end": "9999-12-31"}):
+        assert client.get("/spend", params=edge, headers=headers).status_code == 400, edge
+
+
+def test_the_key_panel_is_only_for_a_connection_the_periods_tasks_used(client, auth, account):
+    headers = as_user(auth, "admin")
+    refused = client.get("/spend", params={**PERIOD, "conn_id": "my_postgres"}, headers=headers)
+    assert refused.status_code == 400
+    assert "my_postgres" in refused.text
+    assert account.calls.call_count == 0  # no password was sent anywhere for it
+    assert client.get("/spend", params={**PERIOD, "conn_id": "aiml_default"}, headers=headers).status_code == 200
 
 
 def test_the_icon_is_public_and_static(client):

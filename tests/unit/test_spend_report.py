@@ -200,6 +200,21 @@ def test_the_most_expensive_runs_with_their_task_instances(dags, report_of):
     assert [run.run_id for run in report_of([], Period(DAY, DAY), [dag], top=5).top_runs][-1] == "free"
 
 
+def test_huge_counts_add_up_and_a_malformed_record_does_not_fail_the_page(dags, report_of):
+    """A batch of a million records passes 2**31 tokens in one record; any task may push a broken one."""
+    a = dags("a")
+    huge = record(a, "r1", "big", at(DAY), prompt=3_000_000_000, completion=2_000_000_000, usd=1500.25)
+    broken = TaskRecord(
+        a, "r1", "broken", at(DAY, 13), {"model": "m/a", "calls": "many", "total_tokens": "x", "usd": "free"}
+    )
+    report = report_of([huge, broken], Period(DAY, DAY), [a])
+
+    assert report.total.total_tokens == 5_000_000_000
+    assert report.total.prompt_tokens == 3_000_000_000
+    assert report.total.usd == 1500.25
+    assert report.total.tasks == 2  # the broken one counts as a task, with nothing it can sum
+
+
 def test_the_period_is_checked():
     assert Period.last_days(30, DAY) == Period(DAY - timedelta(days=29), DAY)
     assert Period(DAY, DAY).length == 1
