@@ -88,8 +88,13 @@ def create_app() -> FastAPI:
 
 
 def _html(report: SpendReport, context: PageContext, panel: KeyPanel | None) -> HTMLResponse:
-    # The figures are the user's: never stored by a shared cache.
-    return HTMLResponse(render_page(report, context, panel), headers={"Cache-Control": "private, no-store"})
+    # The figures are the user's: never stored by a shared cache, and framed only by Airflow's own UI.
+    headers = {
+        "Cache-Control": "private, no-store",
+        "Content-Security-Policy": "frame-ancestors 'self'",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return HTMLResponse(render_page(report, context, panel), headers=headers)
 
 
 def period_from_query(start: date | None = None, end: date | None = None) -> Period:

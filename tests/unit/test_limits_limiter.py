@@ -8,8 +8,6 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,30 +16,8 @@ from airflow_provider_aiml.exceptions import AimlDailyBudgetError, AimlLimitStor
 from airflow_provider_aiml.hooks.settings import LimitSettings
 from airflow_provider_aiml.limits import limiter as limiter_module
 from airflow_provider_aiml.limits.limiter import ConnectionLimiter
-from airflow_provider_aiml.limits.local import LocalLimitStore
 from airflow_provider_aiml.limits.plan import LimitPlan, utc_day
 from airflow_provider_aiml.limits.redis import RedisLimitStore
-from tests.redis_server import RedisServer, redis_connection_env
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture(params=["local", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    if request.param == "local":
-        made: Any = LocalLimitStore(tmp_path / "limits.sqlite")
-    else:
-        server = request.getfixturevalue("redis_server")
-        server.client().flushall()
-        for name, value in redis_connection_env("redis_limits", server).items():
-            monkeypatch.setenv(name, value)
-        made = RedisLimitStore("redis_limits")
-    yield made
-    made.close()
 
 
 def limiter(store: Any, conn_id: str = "aiml_test", **limits: Any) -> ConnectionLimiter:

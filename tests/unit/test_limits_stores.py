@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,37 +18,10 @@ import pytest
 from airflow_provider_aiml.hooks.settings import LimitSettings
 from airflow_provider_aiml.limits.local import LocalLimitStore
 from airflow_provider_aiml.limits.plan import LimitPlan, burst_of
-from airflow_provider_aiml.limits.redis import RedisLimitStore
-from tests.redis_server import RedisServer, redis_connection_env
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = "2026-12-07"
 WORKER_TIMEOUT_S = 60
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture(params=["local", "redis"])
-def store_kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def store(store_kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Any:
-    if store_kind == "local":
-        made: Any = LocalLimitStore(tmp_path / "limits.sqlite")
-    else:
-        server = request.getfixturevalue("redis_server")
-        server.client().flushall()
-        for name, value in redis_connection_env("redis_limits", server).items():
-            monkeypatch.setenv(name, value)
-        made = RedisLimitStore("redis_limits")
-    yield made
-    made.close()
 
 
 @pytest.fixture

@@ -272,6 +272,13 @@ def test_the_period_comes_from_the_query(client, auth):
         assert client.get("/spend", params=edge, headers=headers).status_code == 400, edge
 
 
+def test_the_pages_are_framed_only_by_airflows_own_ui_and_never_cached(client, auth):
+    page = client.get(f"/spend/dags/{DAG_A}", params=PERIOD, headers=as_user(auth, "admin"))
+    assert page.headers["content-security-policy"] == "frame-ancestors 'self'"
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["cache-control"] == "private, no-store"
+
+
 def test_the_key_panel_is_only_for_a_connection_the_periods_tasks_used(client, auth, account):
     headers = as_user(auth, "admin")
     refused = client.get("/spend", params={**PERIOD, "conn_id": "my_postgres"}, headers=headers)
