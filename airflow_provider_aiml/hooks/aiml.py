@@ -52,7 +52,6 @@ from airflow_provider_aiml.hooks.building import client_request_id as make_clien
 from airflow_provider_aiml.hooks.parsing import (
     CallInfo,
     StreamAccumulator,
-    billed_usd,
     parse_completion,
     parse_embeddings,
     parse_error,
@@ -440,7 +439,7 @@ class AimlApiHook(BaseHook):
                         self._transport_errors(call),
                         client.stream("POST", CHAT_COMPLETIONS_PATH, **call.request_args()) as response,
                     ):
-                        slot.cost = billed_usd(response.headers)
+                        slot.answered(response.headers)
                         if response.status_code >= 400 or not _is_event_stream(response):
                             response.read()
                             result = self._completion_from(response, call, started)
@@ -478,12 +477,12 @@ class AimlApiHook(BaseHook):
         client = await self.get_async_conn()
         attempt = 1
         while True:
-            async with self._aslot(call) as slot:
+            async with self._slot(call) as slot:
                 started = time.monotonic()
                 try:
                     with self._transport_errors(call):
                         async with client.stream("POST", CHAT_COMPLETIONS_PATH, **call.request_args()) as response:
-                            slot.cost = billed_usd(response.headers)
+                            slot.answered(response.headers)
                             if response.status_code >= 400 or not _is_event_stream(response):
                                 await response.aread()
                                 result = self._completion_from(response, call, started)
@@ -525,7 +524,7 @@ class AimlApiHook(BaseHook):
                 try:
                     with self._transport_errors(call):
                         response = client.post(path, **call.request_args())
-                    slot.cost = billed_usd(response.headers)  # counted even if the body cannot be read
+                    slot.answered(response.headers)  # its cost counts even if the body cannot be read
                     result = finish(parse(response, call, started), attempt)
                 except AimlApiError as error:
                     delay = self._delay_or_raise(error, attempt, call)
@@ -546,12 +545,12 @@ class AimlApiHook(BaseHook):
         client = await self.get_async_conn()
         attempt = 1
         while True:
-            async with self._aslot(call) as slot:
+            async with self._slot(call) as slot:
                 started = time.monotonic()
                 try:
                     with self._transport_errors(call):
                         response = await client.post(path, **call.request_args())
-                    slot.cost = billed_usd(response.headers)
+                    slot.answered(response.headers)
                     result = finish(parse(response, call, started), attempt)
                 except AimlApiError as error:
                     delay = self._delay_or_raise(error, attempt, call)
@@ -571,9 +570,6 @@ class AimlApiHook(BaseHook):
     def _slot(self, call: PreparedChat | PreparedEmbeddings) -> Slot | NoSlot:
         limiter = self.limiter
         return NoSlot() if limiter is None else limiter.slot(call.client_request_id, self.log)
-
-    def _aslot(self, call: PreparedChat | PreparedEmbeddings) -> Slot | NoSlot:
-        return self._slot(call)  # the settings were read by the async client's creation
 
     def _sleep(self, seconds: float) -> None:
         time.sleep(seconds)

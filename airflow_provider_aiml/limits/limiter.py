@@ -21,10 +21,12 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_aiml.exceptions import AimlDailyBudgetError, AimlLimitStoreError
+from airflow_provider_aiml.hooks.parsing import billed_usd
 from airflow_provider_aiml.hooks.settings import LimitSettings
 from airflow_provider_aiml.limits.plan import SLOT_POLL_MAX_S, Admission, LimitPlan, utc_day
 from airflow_provider_aiml.limits.store import LimitStore
@@ -294,6 +296,10 @@ class Slot:
         self._lease: Lease | None = None
         self.cost: float | None = None
 
+    def answered(self, headers: Mapping[str, str]) -> None:
+        """The response's headers are in: count the cost they report, even if its body cannot be read."""
+        self.cost = billed_usd(headers)
+
     def __enter__(self) -> Slot:
         self._lease = self._limiter.acquire(self._call_id, self._log)
         return self
@@ -318,6 +324,9 @@ class NoSlot:
 
     def __init__(self) -> None:
         self.cost: float | None = None
+
+    def answered(self, headers: Mapping[str, str]) -> None:
+        """Nothing to count: the headers are not read."""
 
     def __enter__(self) -> NoSlot:
         return self
