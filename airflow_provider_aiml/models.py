@@ -221,6 +221,8 @@ class ChatCompletionResult(_Strict):
     latency_s: float = 0.0
     raw: dict[str, Any] = {}
     """The response payload as received (for a stream: the chunks folded into the non-streaming shape)."""
+    fallback_from: list[str] = []
+    """The models asked before ``requested_model`` that failed in a way a fallback may follow (in order)."""
 
     def response_summary(self) -> dict[str, Any]:
         """The ``response`` XCom value: ids and finish reason, enough to trace the call."""
@@ -234,6 +236,7 @@ class ChatCompletionResult(_Strict):
             "request_id": self.request_id,
             "latency_s": round(self.latency_s, 3),
             "tool_calls": [call.model_dump() for call in self.tool_calls],
+            "fallback_from": list(self.fallback_from),
         }
 
 

@@ -59,6 +59,8 @@ NUMERIC_PARAMETERS: dict[str, NumericRange] = {
 """Numeric generation parameters by API name, with the seed model's documented ranges."""
 
 STOP_SEQUENCES_MAX = 4
+REASONING_EFFORTS = ("low", "medium", "high")
+"""The values of the provider's reasoning switch ``reasoning_effort``, for every model family."""
 
 
 def literal_parameter_problem(name: str, value: Any) -> str | None:
@@ -69,6 +71,10 @@ def literal_parameter_problem(name: str, value: Any) -> str | None:
     numeric = NUMERIC_PARAMETERS.get(name)
     if numeric is not None and not numeric.accepts(value):
         return f"{name!r} must be {numeric.describe()}, got {value!r}"
+    if name == "reasoning_effort" and value not in REASONING_EFFORTS:
+        return f"{name!r} must be one of {', '.join(map(repr, REASONING_EFFORTS))}, got {value!r}"
+    if name == "reasoning_budget_tokens" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        return f"{name!r} must be a whole number >= 1, got {value!r}"
     if name == "parallel_tool_calls" and not isinstance(value, bool):
         return f"{name!r} must be True or False, got {value!r}"
     if name == "stop" and not _is_stop(value):

@@ -49,3 +49,15 @@ def _no_backoff_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def retry_waits(_no_backoff_sleep: list[float]) -> list[float]:
     """The waits the hook would have slept before each retry."""
     return _no_backoff_sleep
+
+
+@pytest.fixture(autouse=True)
+def _fresh_catalog(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test reads the model catalog afresh: an empty process cache and a disk cache of its own."""
+    from airflow_provider_aiml.catalog.cache import reset_catalog_caches
+    from airflow_provider_aiml.hooks import catalog as hook_catalog
+
+    reset_catalog_caches()
+    hook_catalog.forget_logged()
+    disk = str(tmp_path_factory.mktemp("aiml-catalog"))
+    monkeypatch.setattr(hook_catalog, "default_cache_dir", lambda: disk)

@@ -105,6 +105,7 @@ class AgentRun:
     limits: AgentLimits
     record: StepRecord
     log: logging.Logger | Any
+    fallback_models: Sequence[str] = ()
     steps: list[StepReport] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     tool_calls_made: int = 0
@@ -168,7 +169,13 @@ class AgentRun:
         request_id = f"{self.request_id}:s{number}"
         if self._last_call is None:
             call = await self.hook.aprepare_chat(
-                self.messages, self.model, request_id, self.extra_body, self.params, stream=False
+                self.messages,
+                self.model,
+                request_id,
+                self.extra_body,
+                self.params,
+                stream=False,
+                fallback_models=self.fallback_models,
             )
         else:
             call = await self.hook.aextend_chat(self._last_call, self.messages, request_id)

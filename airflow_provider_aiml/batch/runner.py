@@ -170,6 +170,7 @@ class BatchRunner:
         resumed: Mapping[int, RecordOutcome] | None = None,
         progress_interval: float = 15.0,
         log: Any,
+        template: PreparedChat | None = None,
     ) -> None:
         self.hook = hook
         self.total = total
@@ -182,6 +183,8 @@ class BatchRunner:
         self.checkpoint = checkpoint
         self.progress_interval = progress_interval
         self.log = log
+        self.template = template
+        """The first record's checked call: each record's call is built from it, with its fallbacks."""
         self.outcomes: dict[int, RecordOutcome] = dict(resumed or {})
         self._queue = deque(items)
         self._gate = AdaptiveConcurrency(limits.concurrency)
@@ -351,7 +354,9 @@ class BatchRunner:
             request_id = client_request_id(*parts)
             if validation_attempt == 0 and body is not None:
                 model = self.call_kwargs.get("model") or body["model"]
-                result = await self.hook.asend_chat(PreparedChat(model, body, request_id))
+                template = self.template
+                call = template.for_body(body, request_id) if template else PreparedChat(model, body, request_id)
+                result = await self.hook.asend_chat(call)
             else:  # a validation re-ask: a new conversation, checked and built now
                 result = await self.hook.achat_completion(messages, client_request_id=request_id, **self.call_kwargs)
         except (AimlDailyBudgetError, AimlLimitStoreError) as error:

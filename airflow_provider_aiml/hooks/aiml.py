@@ -19,6 +19,11 @@ from urllib.parse import quote
 import httpx
 from airflow.sdk import BaseHook
 
+from airflow_provider_aiml.catalog.cache import Lookup
+from airflow_provider_aiml.catalog.entry import ModelEntry
+from airflow_provider_aiml.catalog.profile import ModelProfile
+from airflow_provider_aiml.catalog.reasoning import SWITCHES as REASONING_SWITCHES
+from airflow_provider_aiml.catalog.reasoning import reasoning_keys
 from airflow_provider_aiml.exceptions import (
     AimlApiError,
     AimlConfigurationError,
@@ -49,6 +54,7 @@ from airflow_provider_aiml.hooks.building import (
     new_client_request_id,
 )
 from airflow_provider_aiml.hooks.building import client_request_id as make_client_request_id
+from airflow_provider_aiml.hooks.catalog import CATALOG_TIMEOUT, CatalogReader
 from airflow_provider_aiml.hooks.parsing import (
     CallInfo,
     StreamAccumulator,
@@ -56,7 +62,7 @@ from airflow_provider_aiml.hooks.parsing import (
     parse_embeddings,
     parse_error,
 )
-from airflow_provider_aiml.hooks.retry import RetryPolicy
+from airflow_provider_aiml.hooks.retry import RetryPolicy, fallback_reason
 from airflow_provider_aiml.hooks.settings import ConnectionSettings
 from airflow_provider_aiml.hooks.sizing import (
     CHARS_PER_TOKEN_AT_MOST,
@@ -85,7 +91,6 @@ EMBEDDINGS_PATH = "/embeddings"
 CONNECT_TIMEOUT = 10.0
 CONNECTIONS_PER_ASYNC_CLIENT = 8
 TEST_CONNECTION_TIMEOUT = 15.0
-CATALOG_TIMEOUT = 10.0
 _UNSET = object()
 
 
@@ -98,6 +103,8 @@ class PreparedChat:
     client_request_id: str
     payload: bytes | None = None
     """``body`` encoded as sent, when building it already did (batch calls are encoded when they are sent)."""
+    fallbacks: tuple[PreparedChat, ...] = ()
+    """The same call for each of its ``fallback_models``, checked for that model, in the order they are tried."""
 
     @classmethod
     def build(
@@ -110,13 +117,41 @@ class PreparedChat:
         params: Mapping[str, Any],
         *,
         stream: bool,
+        profile: ModelProfile | None = None,
     ) -> PreparedChat:
-        """Validate everything and build the body; raises before any request is sent."""
+        """Validate everything and build the body; raises before any request is sent.
+
+        ``profile`` is what the catalog says of the model (its capabilities, its own parameter ranges and its
+        reasoning keys); without one the seed model's built-in ranges apply.
+        """
         chosen = model or settings.model
-        request = build_chat_request(chosen, messages, params, stream=stream, extra_body=extra_body)
+        profile = profile if profile is not None else ModelProfile.build(chosen)
+        generation = {key: value for key, value in params.items() if key not in REASONING_SWITCHES}
+        extra = with_reasoning_keys(chosen, profile, params, generation, extra_body)
+        request = build_chat_request(
+            chosen, messages, generation, stream=stream, extra_body=extra, ranges_from_schema=profile.checks_parameters
+        )
+        profile.check(request.body, extra_keys=(extra_body or {}).keys())
         check_body_size(len(request.payload), settings.max_request_mb)
         request_id = make_client_request_id(client_request_id) if client_request_id else new_client_request_id()
         return cls(chosen, request.body, request_id, request.payload)
+
+    def for_body(self, body: dict[str, Any], client_request_id: str) -> PreparedChat:
+        """This call's model and fallbacks over another body built from this one (a batch record's messages):
+        each fallback keeps its own keys (its reasoning keys may differ) with the record's messages."""
+        fallbacks = tuple(
+            PreparedChat(
+                fallback.model,
+                {**fallback.body, "messages": body["messages"]},
+                make_client_request_id(client_request_id, f"f{number}"),
+            )
+            for number, fallback in enumerate(self.fallbacks, start=1)
+        )
+        return PreparedChat(self.model, body, client_request_id, None, fallbacks)
+
+    def chain(self) -> tuple[PreparedChat, ...]:
+        """This call, then its fallbacks."""
+        return (self, *self.fallbacks)
 
     def extended(
         self, settings: ConnectionSettings, messages: Sequence[Mapping[str, Any]], client_request_id: str
@@ -126,7 +161,11 @@ class PreparedChat:
         body = extend_messages(self.body, messages, len(self.body["messages"]))
         payload = encode_body(body)
         check_body_size(len(payload), settings.max_request_mb)
-        return PreparedChat(self.model, body, make_client_request_id(client_request_id), payload)
+        fallbacks = tuple(
+            fallback.extended(settings, messages, make_client_request_id(client_request_id, f"f{number}"))
+            for number, fallback in enumerate(self.fallbacks, start=1)
+        )
+        return PreparedChat(self.model, body, make_client_request_id(client_request_id), payload, fallbacks)
 
     def request_args(self) -> dict[str, Any]:
         """``content`` and ``headers`` of the HTTP request; the key and the user agent are set on the client."""
@@ -192,6 +231,8 @@ class AimlApiHook(BaseHook):
         self._ssl_context: ssl.SSLContext | None = None
         self._context_lengths: dict[str, int | None] = {}
         self._limiter: ConnectionLimiter | object | None = _UNSET
+        self.catalog = CatalogReader(self)
+        """Reads the model catalog (cached for the whole process, and on disk)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(aiml_conn_id={self.aiml_conn_id!r})"
@@ -281,6 +322,7 @@ class AimlApiHook(BaseHook):
         model: str | None = None,
         client_request_id: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        fallback_models: Sequence[str] = (),
         **params: Any,
     ) -> ChatCompletionResult:
         """Ask the model and wait for the whole answer.
@@ -289,9 +331,17 @@ class AimlApiHook(BaseHook):
         :param model: model id; the connection's default model when not given.
         :param client_request_id: id sent as ``X-Client-Request-Id`` to trace the call in the API's logs.
         :param extra_body: model-specific keys merged into the body (``enable_thinking``, ``reasoning_effort``).
-        :param params: generation parameters by their API names (``temperature``, ``max_completion_tokens``...).
+        :param fallback_models: models to send the same call to, in order, when ``model`` is deprecated (404),
+            not allowed by the key's scopes (403), or keeps failing (5xx, timeouts) once its retries are spent;
+            never after a 400, 401 or 429. Each is checked for the call before anything is sent.
+        :param params: generation parameters by their API names (``temperature``, ``max_completion_tokens``...),
+            and the reasoning switch ``reasoning_effort`` (``"low"|"medium"|"high"``) and/or
+            ``reasoning_budget_tokens``, sent in the model's own keys.
         """
-        return self.send_chat(self.prepare_chat(messages, model, client_request_id, extra_body, params, stream=False))
+        call = self.prepare_chat(
+            messages, model, client_request_id, extra_body, params, stream=False, fallback_models=fallback_models
+        )
+        return self.send_chat(call)
 
     def prepare_chat(
         self,
@@ -302,12 +352,24 @@ class AimlApiHook(BaseHook):
         params: Mapping[str, Any],
         *,
         stream: bool,
+        fallback_models: Sequence[str] = (),
     ) -> PreparedChat:
-        """Check a call (parameters, messages, body size, context length) and build it; nothing is sent, so
-        whatever is wrong raises :class:`AimlParameterError` before anything is billed."""
-        call = PreparedChat.build(self.settings, messages, model, client_request_id, extra_body, params, stream=stream)
-        self.check_context(call.model, call.body)
-        return call
+        """Check a call (the model's catalog entry and schema, parameters, messages, body size, context length)
+        and build it, and one for each fallback model; nothing is sent, so whatever is wrong raises
+        :class:`AimlParameterError` before anything is billed."""
+        settings = self.settings
+        calls = []
+        for number, chosen in enumerate(_models_of(model or settings.model, fallback_models)):
+            request_id = _fallback_request_id(client_request_id, number)
+            profile = self.model_profile(chosen)
+            call = PreparedChat.build(
+                settings, messages, chosen, request_id, extra_body, params, stream=stream, profile=profile
+            )
+            if _needs_context_check(call.body):
+                known = profile.entry.context_length if profile.entry is not None else None
+                check_context_length(call.model, call.body, known or self.context_length(call.model))
+            calls.append(call)
+        return _with_fallbacks(calls)
 
     def check_context(self, model: str, body: Mapping[str, Any]) -> None:
         """Refuse a body whose prompt is over ``model``'s context length for certain (see :mod:`.sizing`); the
@@ -324,13 +386,22 @@ class AimlApiHook(BaseHook):
         params: Mapping[str, Any],
         *,
         stream: bool,
+        fallback_models: Sequence[str] = (),
     ) -> PreparedChat:
         """Async :meth:`prepare_chat` (the catalog is read without blocking the event loop)."""
         settings = await self.asettings()
-        call = PreparedChat.build(settings, messages, model, client_request_id, extra_body, params, stream=stream)
-        if _needs_context_check(call.body):
-            check_context_length(call.model, call.body, await self.acontext_length(call.model))
-        return call
+        calls = []
+        for number, chosen in enumerate(_models_of(model or settings.model, fallback_models)):
+            request_id = _fallback_request_id(client_request_id, number)
+            profile = await self.amodel_profile(chosen)
+            call = PreparedChat.build(
+                settings, messages, chosen, request_id, extra_body, params, stream=stream, profile=profile
+            )
+            if _needs_context_check(call.body):
+                known = profile.entry.context_length if profile.entry is not None else None
+                check_context_length(call.model, call.body, known or await self.acontext_length(call.model))
+            calls.append(call)
+        return _with_fallbacks(calls)
 
     async def aextend_chat(
         self, call: PreparedChat, messages: Sequence[Mapping[str, Any]], client_request_id: str
@@ -343,6 +414,36 @@ class AimlApiHook(BaseHook):
         if _needs_context_check(extended.body, size):
             check_context_length(extended.model, extended.body, await self.acontext_length(extended.model))
         return extended
+
+    # --- the model catalog ----------------------------------------------------------------------------------
+
+    def model_profile(self, model: str) -> ModelProfile:
+        """What the catalog says ``model`` takes (read once per process and cached on disk, revalidated by
+        ETag); the built-in profile when the connection's ``catalog_checks`` is off or the catalog is down."""
+        return self.catalog.profile(model)
+
+    async def amodel_profile(self, model: str) -> ModelProfile:
+        """Async :meth:`model_profile`."""
+        return await self.catalog.aprofile(model)
+
+    def get_model(self, model: str) -> ModelEntry | None:
+        """``model``'s catalog entry (``GET /model/{id}?include=all``, matched on id or alias): capabilities,
+        context length, pricing, schema link; ``None`` when the catalog does not list it. Raises
+        :class:`~airflow_provider_aiml.exceptions.AimlTransportError` when the catalog cannot be read."""
+        return self.catalog.get_model(model)
+
+    async def aget_model(self, model: str) -> ModelEntry | None:
+        """Async :meth:`get_model`."""
+        return await self.catalog.aget_model(model)
+
+    def _catalog_get(self, lookup: Lookup) -> httpx.Response:
+        timeout = min(self.settings.timeout, CATALOG_TIMEOUT)
+        return self.get_conn().get(lookup.url, headers=lookup.headers(), timeout=timeout)
+
+    async def _acatalog_get(self, lookup: Lookup) -> httpx.Response:
+        settings = await self.asettings()
+        client = await self.get_async_conn()
+        return await client.get(lookup.url, headers=lookup.headers(), timeout=min(settings.timeout, CATALOG_TIMEOUT))
 
     def context_length(self, model: str) -> int | None:
         """``model``'s context length: the catalog's ``contextLength`` (``GET /model/{id}``, read once per hook),
@@ -389,8 +490,17 @@ class AimlApiHook(BaseHook):
         return found
 
     def send_chat(self, call: PreparedChat) -> ChatCompletionResult:
-        """Send a call built by :meth:`prepare_chat` and wait for the whole answer (retrying what is transient)."""
-        return self._post(CHAT_COMPLETIONS_PATH, call, self._completion_from, self._finish)
+        """Send a call built by :meth:`prepare_chat` and wait for the whole answer (retrying what is transient,
+        then going to its fallback models when :func:`.retry.fallback_reason` allows)."""
+        failed: list[str] = []
+        for current in call.chain():
+            try:
+                result = self._post(CHAT_COMPLETIONS_PATH, current, self._completion_from, self._finish)
+            except AimlApiError as error:
+                self._fall_back_or_raise(error, current, call, failed)
+                continue
+            return _answered_after(result, failed)
+        raise AssertionError("unreachable: the last model's failure is raised")  # pragma: no cover
 
     async def achat_completion(
         self,
@@ -399,15 +509,45 @@ class AimlApiHook(BaseHook):
         model: str | None = None,
         client_request_id: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        fallback_models: Sequence[str] = (),
         **params: Any,
     ) -> ChatCompletionResult:
         """Async :meth:`chat_completion`, for triggers and concurrent batch work."""
-        call = await self.aprepare_chat(messages, model, client_request_id, extra_body, params, stream=False)
+        call = await self.aprepare_chat(
+            messages, model, client_request_id, extra_body, params, stream=False, fallback_models=fallback_models
+        )
         return await self.asend_chat(call)
 
     async def asend_chat(self, call: PreparedChat) -> ChatCompletionResult:
         """Send a call that was already validated and built (batch work prepares all of them up front)."""
-        return await self._apost(CHAT_COMPLETIONS_PATH, call, self._completion_from, self._finish)
+        failed: list[str] = []
+        for current in call.chain():
+            try:
+                result = await self._apost(CHAT_COMPLETIONS_PATH, current, self._completion_from, self._finish)
+            except AimlApiError as error:
+                self._fall_back_or_raise(error, current, call, failed)
+                continue
+            return _answered_after(result, failed)
+        raise AssertionError("unreachable: the last model's failure is raised")  # pragma: no cover
+
+    def _fall_back_or_raise(
+        self, error: AimlApiError, current: PreparedChat, call: PreparedChat, failed: list[str]
+    ) -> None:
+        """Log the switch to the next fallback model, or raise ``error`` when there is none or it may not."""
+        chain = call.chain()
+        position = chain.index(current)
+        reason = fallback_reason(error)
+        if reason is None or position == len(chain) - 1:
+            raise error
+        failed.append(current.model)
+        self.log.warning(
+            "AI/ML API call %s: %s failed (%s: %s); falling back to %s",
+            current.client_request_id,
+            current.model,
+            reason,
+            error.message,
+            chain[position + 1].model,
+        )
 
     def stream_chat_completion(
         self,
@@ -416,21 +556,39 @@ class AimlApiHook(BaseHook):
         model: str | None = None,
         client_request_id: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        fallback_models: Sequence[str] = (),
         **params: Any,
     ) -> Iterator[StreamDelta | ChatCompletionResult]:
         """Stream the answer: yields :class:`StreamDelta` pieces as they arrive, then the aggregated result.
 
         A stream that breaks or ends without a finish reason is retried like any transient failure; the
-        pieces of the new try carry ``attempt`` + 1 and start again from the beginning.
+        pieces of the new try carry ``attempt`` + 1 and start again from the beginning (so do those of a
+        fallback model).
         """
-        yield from self.send_chat_stream(
-            self.prepare_chat(messages, model, client_request_id, extra_body, params, stream=True)
+        call = self.prepare_chat(
+            messages, model, client_request_id, extra_body, params, stream=True, fallback_models=fallback_models
         )
+        yield from self.send_chat_stream(call)
 
     def send_chat_stream(self, call: PreparedChat) -> Iterator[StreamDelta | ChatCompletionResult]:
         """Stream a call built by :meth:`prepare_chat` with ``stream=True`` (see :meth:`stream_chat_completion`)."""
+        failed: list[str] = []
+        first_attempt = 1
+        for current in call.chain():
+            try:
+                for item in self._stream_tries(current, first_attempt):
+                    if isinstance(item, StreamDelta):
+                        first_attempt = item.attempt + 1
+                        yield item
+                    else:
+                        yield _answered_after(item, failed)
+                return
+            except AimlApiError as error:
+                self._fall_back_or_raise(error, current, call, failed)
+
+    def _stream_tries(self, call: PreparedChat, first_attempt: int) -> Iterator[StreamDelta | ChatCompletionResult]:
         client = self.get_conn()
-        attempt = 1
+        attempt = first_attempt
         while True:
             with self._slot(call) as slot:  # held while the stream runs
                 started = time.monotonic()
@@ -455,13 +613,13 @@ class AimlApiHook(BaseHook):
                                 self._keep_finished_stream(accumulator, error)
                             result = self._stream_result(accumulator, started)
                 except AimlApiError as error:
-                    delay = self._delay_or_raise(error, attempt, call)
+                    delay = self._delay_or_raise(error, attempt - first_attempt + 1, call)
                 else:
                     slot.cost = result.usage.usd_spent
                     break  # the slot is given back before the result is handed over
             self._sleep(delay)
             attempt += 1
-        yield self._finish(result, attempt)
+        yield self._finish(result, attempt - first_attempt + 1)
 
     async def astream_chat_completion(
         self,
@@ -470,12 +628,32 @@ class AimlApiHook(BaseHook):
         model: str | None = None,
         client_request_id: str | None = None,
         extra_body: Mapping[str, Any] | None = None,
+        fallback_models: Sequence[str] = (),
         **params: Any,
     ) -> AsyncIterator[StreamDelta | ChatCompletionResult]:
         """Async :meth:`stream_chat_completion`."""
-        call = await self.aprepare_chat(messages, model, client_request_id, extra_body, params, stream=True)
+        call = await self.aprepare_chat(
+            messages, model, client_request_id, extra_body, params, stream=True, fallback_models=fallback_models
+        )
+        failed: list[str] = []
+        first_attempt = 1
+        for current in call.chain():
+            try:
+                async for item in self._astream_tries(current, first_attempt):
+                    if isinstance(item, StreamDelta):
+                        first_attempt = item.attempt + 1
+                        yield item
+                    else:
+                        yield _answered_after(item, failed)
+                return
+            except AimlApiError as error:
+                self._fall_back_or_raise(error, current, call, failed)
+
+    async def _astream_tries(
+        self, call: PreparedChat, first_attempt: int
+    ) -> AsyncIterator[StreamDelta | ChatCompletionResult]:
         client = await self.get_async_conn()
-        attempt = 1
+        attempt = first_attempt
         while True:
             async with self._slot(call) as slot:
                 started = time.monotonic()
@@ -498,13 +676,13 @@ class AimlApiHook(BaseHook):
                                     self._keep_finished_stream(accumulator, error)
                                 result = self._stream_result(accumulator, started)
                 except AimlApiError as error:
-                    delay = self._delay_or_raise(error, attempt, call)
+                    delay = self._delay_or_raise(error, attempt - first_attempt + 1, call)
                 else:
                     slot.cost = result.usage.usd_spent
                     break
             await self._async_sleep(delay)
             attempt += 1
-        yield self._finish(result, attempt)
+        yield self._finish(result, attempt - first_attempt + 1)
 
     # --- shared pieces of the call paths --------------------------------------------------------------------
 
@@ -790,21 +968,20 @@ class AimlApiHook(BaseHook):
 
     # --- other endpoints ------------------------------------------------------------------------------------
 
-    def list_models(self, timeout: float | None = None) -> list[dict[str, Any]]:
-        """The models the base URL serves (``GET /models``; needs no key, starts no generation)."""
-        timeout = self.settings.timeout if timeout is None else timeout
-        with translate_transport_errors(timeout):
-            response = self._get("/models", timeout)
-        if response.status_code >= 400:
-            raise self._status_error(response, None)
-        try:
-            payload = response.json()
-            models = payload["data"] if isinstance(payload, dict) else payload
-            if not isinstance(models, list):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            raise AimlResponseError("The model list is not the documented {object, data: [...]} shape") from None
-        return models
+    def list_models(
+        self, include: Sequence[str] = (), timeout: float | None = None, **filters: str | Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """The models the base URL serves (``GET /v1/models``; needs no key, starts no generation), cached like
+        every catalog read (in the process and on disk, revalidated by ETag).
+
+        :param include: sections to add to each item: ``pricing``, ``modalities``, ``capabilities`` or ``all``.
+        :param filters: the catalog's own filters (``id``, ``type``, ``tags``, ``modalities``,
+            ``input_modalities``, ``output_modalities``, ``capabilities``); a list ORs its values.
+        """
+        if isinstance(include, str):
+            include = [include]
+        with translate_transport_errors(timeout or self.settings.timeout):
+            return self.catalog.list_models(include, filters)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key and the base URL without starting a billed generation.
@@ -839,7 +1016,7 @@ class AimlApiHook(BaseHook):
             return False, f"{settings.base_url} answered, but not like the AI/ML API (no balance at /v2/billing)."
         message = f"API key accepted by {settings.base_url}. Balance: {balance}."
         try:
-            message += f" {len(self.list_models(timeout))} models available."
+            message += f" {len(self.list_models(timeout=timeout))} models available."
         except AimlApiError:
             message += " The model list could not be read."
         return True, message
@@ -883,6 +1060,61 @@ class AimlApiHook(BaseHook):
 
     def _get(self, url: str, timeout: float) -> httpx.Response:
         return self.get_conn().get(url, timeout=timeout)
+
+
+def _models_of(model: str, fallback_models: Sequence[str]) -> list[str]:
+    """The model, then its fallbacks (each once, in order); a fallback that is not a model id raises."""
+    if isinstance(fallback_models, str) or not isinstance(fallback_models, Sequence):
+        raise AimlParameterError(f"'fallback_models' must be a list of model ids, got {fallback_models!r}")
+    chosen = [model]
+    for fallback in fallback_models:
+        if not isinstance(fallback, str) or not fallback.strip():
+            raise AimlParameterError(f"'fallback_models' must hold model ids, got {fallback!r}")
+        if fallback not in chosen:
+            chosen.append(fallback)
+    return chosen
+
+
+def _fallback_request_id(client_request_id: str | None, number: int) -> str | None:
+    """A fallback's calls are traced as ``<id>:f<n>``, so the API's logs tell the tries apart."""
+    if number == 0 or client_request_id is None:
+        return client_request_id
+    return make_client_request_id(client_request_id, f"f{number}")
+
+
+def _with_fallbacks(calls: list[PreparedChat]) -> PreparedChat:
+    first = calls[0]
+    if len(calls) == 1:
+        return first
+    return PreparedChat(first.model, first.body, first.client_request_id, first.payload, tuple(calls[1:]))
+
+
+def _answered_after(result: ChatCompletionResult, failed: list[str]) -> ChatCompletionResult:
+    """The answer, noting the models that failed before the one that answered."""
+    return result.model_copy(update={"fallback_from": list(failed)}) if failed else result
+
+
+def with_reasoning_keys(
+    model: str,
+    profile: ModelProfile,
+    params: Mapping[str, Any],
+    generation: Mapping[str, Any],
+    extra_body: Mapping[str, Any] | None,
+) -> Mapping[str, Any] | None:
+    """``extra_body`` with the wire keys of the reasoning switch added (a key set both ways raises)."""
+    extra = extra_body or {}
+    max_tokens = generation.get("max_tokens", extra.get("max_tokens") if isinstance(extra, Mapping) else None)
+    keys = reasoning_keys(
+        model, profile.reasoning, params.get("reasoning_effort"), params.get("reasoning_budget_tokens"), max_tokens
+    )
+    if not keys:
+        return extra_body
+    clashing = sorted(set(keys) & set(extra))
+    if clashing:
+        raise AimlParameterError(
+            f"extra_body sets {', '.join(map(repr, clashing))}, which the reasoning switch sets too: use one of them"
+        )
+    return {**keys, **extra}
 
 
 class _Abandoned(Exception):

@@ -19,6 +19,7 @@ from airflow_provider_aiml import __version__
 from airflow_provider_aiml.exceptions import AimlParameterError
 from airflow_provider_aiml.hooks.sizing import check_body_size
 from airflow_provider_aiml.models import GENERATION_PARAMETERS, RESERVED_BODY_KEYS, GenerationParams
+from airflow_provider_aiml.parameters import NUMERIC_PARAMETERS
 
 USER_AGENT = f"airflow-provider-aiml/{__version__}"
 
@@ -65,12 +66,15 @@ def build_chat_request(
     *,
     stream: bool,
     extra_body: Mapping[str, Any] | None = None,
+    ranges_from_schema: bool = False,
 ) -> ChatRequest:
     """Validate a chat-completion call and build its body, holding only the keys that are set, and its bytes.
 
     ``params`` are generation parameters by their API names; ``extra_body`` holds model-specific switches
     (``enable_thinking``, ``reasoning_effort``, ...) merged on top. Known parameters are checked wherever they
-    come from; unknown keys are allowed only in ``extra_body``.
+    come from; unknown keys are allowed only in ``extra_body``. With ``ranges_from_schema`` the numeric ranges
+    are left to the model's own schema (:class:`~airflow_provider_aiml.catalog.profile.ModelProfile`), which
+    the caller checks the body against; the seed model's ranges apply otherwise.
     """
     if not isinstance(model, str) or not model.strip():
         raise AimlParameterError(f"model must be a non-empty string, got {model!r}")
@@ -99,7 +103,9 @@ def build_chat_request(
         )
     settings.update({key: _as_json_list(value) for key, value in extra.items() if key in GENERATION_PARAMETERS})
     if settings:
-        validate_params(settings)
+        validate_params(
+            {k: v for k, v in settings.items() if k not in NUMERIC_PARAMETERS} if ranges_from_schema else settings
+        )
 
     body: dict[str, Any] = {"model": model, "messages": [_without_nulls(message) for message in messages]}
     body.update(settings)

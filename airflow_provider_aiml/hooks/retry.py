@@ -15,6 +15,9 @@ from email.utils import parsedate_to_datetime
 
 from airflow_provider_aiml.exceptions import (
     AimlApiError,
+    AimlNotFoundError,
+    AimlPermissionError,
+    AimlServerError,
     AimlStatusError,
     AimlStreamIncompleteError,
     AimlTransportError,
@@ -72,3 +75,28 @@ def parse_retry_after(value: str | None) -> float | None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - datetime.now(UTC)).total_seconds()
     return max(0.0, seconds) if seconds == seconds else None
+
+
+_OUT_OF_MONEY = ("credit", "balance", "top up", "spend limit")
+
+
+def fallback_reason(error: AimlApiError) -> str | None:
+    """Why a failed call may go to the next of its ``fallback_models``, or ``None`` when it must not.
+
+    Another model can help when this one is gone (404 "Model is deprecated"), when the key's scopes do not
+    allow it (a 403 that names a scope; out of credits or a spend limit is not: every model would be refused),
+    or when it kept failing (5xx, timeouts, broken connections or streams, once their retries are spent). A
+    400, 401 or 429 is never passed on: the request, the key or the rate is at fault, not the model.
+    """
+    message = error.message.lower()
+    if isinstance(error, AimlNotFoundError):
+        return "the model is deprecated" if "deprecat" in message else None
+    if isinstance(error, AimlPermissionError):
+        if "scope" in message and not any(word in message for word in _OUT_OF_MONEY):
+            return "the key's scopes do not allow the model"
+        return None
+    if isinstance(error, AimlServerError):
+        return f"HTTP {error.status_code} after its retries"
+    if isinstance(error, AimlTransportError | AimlStreamIncompleteError):
+        return f"{type(error).__name__} after its retries"
+    return None

@@ -20,6 +20,7 @@ from airflow_provider_aiml.models import DEFAULT_BASE_URL, DEFAULT_EMBEDDING_MOD
 
 DEFAULT_TIMEOUT = 300.0
 DEFAULT_LEASE_SECONDS = 60.0
+DEFAULT_CATALOG_TTL = 3600.0
 DEFAULT_MAX_RETRIES = 2
 MAX_RETRIES_LIMIT = 10
 _LOOPBACK_HOST = re.compile(r"^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?(/|$)")
@@ -70,6 +71,13 @@ class ConnectionSettings(BaseModel):
     """Where local image files may be read from (``confine_images_to_dag_folder`` extra; see
     :mod:`airflow_provider_aiml.messages`): ``None`` confines templated values only."""
     limits: LimitSettings = LimitSettings()
+    catalog_checks: bool = True
+    """Check each call against the model's catalog entry and schema (``catalog_checks`` extra; ``false`` keeps
+    only the seed model's built-in ranges and sends no catalog request)."""
+    catalog_cache_dir: str | None = None
+    """Where the catalog is cached on disk (``catalog_cache_dir`` extra); ``None``: ``$AIRFLOW_HOME/aiml-catalog``."""
+    catalog_ttl: float = DEFAULT_CATALOG_TTL
+    """Seconds a cached catalog answer is used without asking again (``catalog_ttl`` extra)."""
     """The connection-wide limits every task, worker and triggerer using the connection shares (see
     :mod:`airflow_provider_aiml.limits`)."""
 
@@ -103,6 +111,11 @@ class ConnectionSettings(BaseModel):
             max_request_mb=_number(extra, "max_request_mb", DEFAULT_MAX_REQUEST_MB, conn_id, minimum=0.001, cast=float),
             confine_images_to_dag_folder=_switch(extra, "confine_images_to_dag_folder", conn_id),
             limits=_limits(extra, conn_id),
+            catalog_checks=_switch(extra, "catalog_checks", conn_id) is not False,
+            catalog_cache_dir=str(_field(extra, "catalog_cache_dir")).strip() or None
+            if _field(extra, "catalog_cache_dir") is not None
+            else None,
+            catalog_ttl=_number(extra, "catalog_ttl", DEFAULT_CATALOG_TTL, conn_id, minimum=0.0, cast=float),
         )
 
     @property

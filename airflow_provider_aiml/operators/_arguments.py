@@ -22,6 +22,18 @@ def check_generation_arguments(operator: Any, names: Iterable[str]) -> None:
             raise_parameter_error(operator, problem)
 
 
+def check_model_list(operator: Any, name: str) -> None:
+    """An optional list of model ids (``fallback_models``): not a single string, no empty ids."""
+    value = getattr(operator, name)
+    if value is None:
+        return
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise_parameter_error(operator, f"{name!r} must be a list of model ids, got {value!r}")
+    for model in value:
+        if not isinstance(model, str) or not model.strip():
+            raise_parameter_error(operator, f"{name!r} must hold model ids (non-empty strings), got {model!r}")
+
+
 def check_flag(operator: Any, name: str, *, optional: bool = False) -> None:
     """A switch must be ``True`` or ``False`` (``"no"`` is truthy; it would turn the switch on)."""
     value = getattr(operator, name)

@@ -16,6 +16,7 @@ from airflow_provider_aiml.operators._arguments import (
     check_flag,
     check_generation_arguments,
     check_media_arguments,
+    check_model_list,
 )
 from airflow_provider_aiml.parameters import NUMERIC_PARAMETERS
 
@@ -39,12 +40,12 @@ def operator_parameters() -> tuple[str, ...]:
     """Generation parameters the operators take as keyword arguments (by their API names)."""
     from airflow_provider_aiml.models import GENERATION_PARAMETERS
 
-    return tuple(
-        name for name in GENERATION_PARAMETERS if name not in ("response_format", "prediction", "stream_options")
-    )
+    kept = (name for name in GENERATION_PARAMETERS if name not in ("response_format", "prediction", "stream_options"))
+    return (*kept, *REASONING_SWITCHES)
 
 
-LITERAL_PARAMETERS = (*NUMERIC_PARAMETERS, "stop", "parallel_tool_calls")
+REASONING_SWITCHES = ("reasoning_effort", "reasoning_budget_tokens")
+LITERAL_PARAMETERS = (*NUMERIC_PARAMETERS, "stop", "parallel_tool_calls", *REASONING_SWITCHES)
 """Generation parameters that are never templated, so their values are known when the DAG file is parsed."""
 
 
@@ -65,6 +66,15 @@ class AimlBaseOperator(BaseOperator):
         ask again (each one is a billed call, traced with ``:v<n>`` appended to the client request id).
     :param extra_body: model-specific keys merged into the request (``enable_thinking``, ``thinking_budget``,
         ``reasoning_effort``, ...). Templated.
+    :param reasoning_effort: ``"low"``, ``"medium"`` or ``"high"``: how hard a thinking model thinks, sent in the
+        chosen model's own key (``reasoning_effort`` or ``reasoning.effort``); a clear error before any call for
+        a model that has no effort setting.
+    :param reasoning_budget_tokens: the most tokens a thinking model may think for, sent in the chosen model's own
+        key (``reasoning.max_tokens``, ``thinking_budget``, Anthropic's ``thinking.budget_tokens``).
+    :param fallback_models: models to send the same call to, in order, when the model is deprecated (404), not
+        allowed by the key's scopes (403) or keeps failing (5xx, timeouts) once its retries are spent; never after
+        a 400, 401 or 429. Each is checked for the call before anything is sent; XCom ``response`` names the
+        model that answered (``requested_model``) and those that failed before it (``fallback_from``).
     :param storage_conn_id: the Airflow connection that object-storage URLs in ``images`` (``s3://…``,
         ``gs://…``) and ``ObjectStoragePath`` values without a connection are read with; a URL may also name one
         itself (``s3://my_aws@bucket/key``).
@@ -111,6 +121,9 @@ class AimlBaseOperator(BaseOperator):
         tools: Sequence[Mapping[str, Any]] | None = None,
         tool_choice: str | Mapping[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        reasoning_effort: str | None = None,
+        reasoning_budget_tokens: int | None = None,
+        fallback_models: Sequence[str] | None = None,
         confine_images_to_dag_folder: bool | None = None,
         storage_conn_id: str | None = None,
         max_image_pixels: int | None = None,
@@ -142,6 +155,9 @@ class AimlBaseOperator(BaseOperator):
         self.tools = tools
         self.tool_choice = tool_choice
         self.parallel_tool_calls = parallel_tool_calls
+        self.reasoning_effort = reasoning_effort
+        self.reasoning_budget_tokens = reasoning_budget_tokens
+        self.fallback_models = fallback_models
         self.confine_images_to_dag_folder = confine_images_to_dag_folder
         self.storage_conn_id = storage_conn_id
         self.max_image_pixels = max_image_pixels
@@ -158,6 +174,7 @@ class AimlBaseOperator(BaseOperator):
         """Check the plain (non-templated) arguments, so a wrong literal fails the DAG file's import. Each
         operator calls it at the end of ``__init__`` and again in ``execute()``."""
         check_generation_arguments(self, LITERAL_PARAMETERS)
+        check_model_list(self, "fallback_models")
         check_count(self, "max_validation_retries")
         check_flag(self, "confine_images_to_dag_folder", optional=True)
         check_media_arguments(self)

@@ -165,7 +165,7 @@ class AimlAgentOperator(AimlBaseOperator):
         )
         run = AgentRun(
             self.hook, tools, messages, self.model or None, params, self.extra_body,
-            task_client_request_id(context), limits, record, self.log,
+            task_client_request_id(context), limits, record, self.log, self.fallback_models or (),
         )  # fmt: skip
         try:
             answer, parsed = run_coroutine(self._run(run))

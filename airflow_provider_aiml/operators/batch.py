@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
     from airflow_provider_aiml.batch.checkpoint import Checkpoint
     from airflow_provider_aiml.batch.runner import BatchItem, BatchLimits, BatchReport, RecordOutcome
-    from airflow_provider_aiml.hooks.aiml import AimlApiHook
+    from airflow_provider_aiml.catalog.profile import ModelProfile
+    from airflow_provider_aiml.hooks.aiml import AimlApiHook, PreparedChat
     from airflow_provider_aiml.media.attachments import MediaOptions
     from airflow_provider_aiml.operators._spend import TaskSpend
     from airflow_provider_aiml.storage import StoredFile
@@ -126,6 +127,9 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         self.progress_interval = progress_interval
         self.output_path = output_path
         self.max_files = max_files
+        self.template_call: PreparedChat | None = None
+        """The first record's checked call; every record's call is built from it (its fallbacks too)."""
+        self._profiles: list[ModelProfile] = []
         self.check_arguments()
 
     def check_arguments(self) -> None:
@@ -181,6 +185,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
             resumed=resumed,
             progress_interval=self.progress_interval,
             log=self.log,
+            template=self.template_call,
         )
         report = run_coroutine(runner.run())
         results = [outcome.to_xcom(self.wants_parsed) for outcome in report.outcomes]
@@ -234,8 +239,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         """Render and check every record before the first call, naming the record that is wrong."""
         from airflow_provider_aiml.batch.runner import BatchItem
         from airflow_provider_aiml.exceptions import AimlParameterError
-        from airflow_provider_aiml.hooks.building import build_chat_request, with_messages
-        from airflow_provider_aiml.hooks.sizing import check_body_size
+        from airflow_provider_aiml.hooks.building import with_messages
         from airflow_provider_aiml.messages import build_messages
 
         if (self.prompt is None) == (self.messages is None):
@@ -268,11 +272,11 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
                     media=media,
                 )
                 if template_body is None:  # parameters are the same for every record: check them once
-                    request = build_chat_request(model, built, params, stream=False, extra_body=self.extra_body)
-                    check_body_size(len(request.payload), max_request_mb)
-                    body = template_body = request.body
+                    self.template_call = self._template(model, built, params)
+                    body = template_body = self.template_call.body
                 else:
                     body = with_messages(template_body, built, max_request_mb=max_request_mb)
+                    self._check_record(body["messages"])
                 self.hook.check_context(model, body)
             except AimlParameterError as error:
                 raise AimlParameterError(f"record {index}: {error.message}") from None
@@ -317,8 +321,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         rendered later, one record at a time, while other records' calls are in flight."""
         from airflow_provider_aiml.batch.runner import BatchItem
         from airflow_provider_aiml.exceptions import AimlParameterError
-        from airflow_provider_aiml.hooks.building import build_chat_request, with_messages
-        from airflow_provider_aiml.hooks.sizing import check_body_size
+        from airflow_provider_aiml.hooks.building import with_messages
         from airflow_provider_aiml.messages import build_messages
 
         if (self.prompt is None) == (self.messages is None):
@@ -342,9 +345,8 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
                 prompt, messages, images = self._render_record(prompt_template, env, scope)
                 text_only = build_messages(prompt=prompt, messages=messages, system_prompt=self.system_prompt)
                 if template_body is None:
-                    request = build_chat_request(model, text_only, params, stream=False, extra_body=self.extra_body)
-                    check_body_size(len(request.payload), max_request_mb)
-                    template_body = request.body
+                    self.template_call = self._template(model, text_only, params)
+                    template_body = self.template_call.body
                 else:
                     with_messages(template_body, text_only)
             except AimlParameterError as error:
@@ -379,8 +381,22 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         except Exception as error:
             raise AimlParameterError(f"the prompt template is invalid: {type(error).__name__}: {error}") from None
 
+    def _template(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> PreparedChat:
+        """The first record's call, checked against the model's catalog entry and schema (and each fallback
+        model's): the other records share its parameters, so only their messages are checked."""
+        template = self.hook.prepare_chat(
+            messages, model, None, self.extra_body, params, stream=False, fallback_models=self.fallback_models or ()
+        )
+        self._profiles = [self.hook.model_profile(call.model) for call in template.chain()]
+        return template
+
+    def _check_record(self, messages: list[dict[str, Any]]) -> None:
+        for profile in self._profiles:
+            profile.check_messages(messages)
+
     def _call_kwargs(self) -> dict[str, Any]:
-        return {"model": self.model or None, "extra_body": self.extra_body, **self.generation_params()}
+        fallbacks = {"fallback_models": list(self.fallback_models)} if self.fallback_models else {}
+        return {"model": self.model or None, "extra_body": self.extra_body, **self.generation_params(), **fallbacks}
 
     def _open_checkpoint(self, items: list[BatchItem]) -> tuple[Checkpoint | None, dict[int, RecordOutcome]]:
         from airflow_provider_aiml.batch.checkpoint import Checkpoint
@@ -534,6 +550,7 @@ class _FilePreparation:
             parts.extend(attachment_parts(image, self.media))
         messages = _attach(self.text_only, parts, self.file)
         body = with_messages(self.template_body, messages, max_request_mb=self.max_request_mb)
+        self.operator._check_record(messages)
         self.operator.hook.check_context(self.model, body)
         return messages, body
 

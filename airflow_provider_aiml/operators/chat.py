@@ -142,6 +142,7 @@ class AimlChatCompletionOperator(AimlBaseOperator):
             self.extra_body,
             self.generation_params(),
             stream=self.stream and not deferring,
+            fallback_models=self.fallback_models or (),
         )
         if deferring:
             size = len(call.payload or b"")
@@ -187,6 +188,7 @@ class AimlChatCompletionOperator(AimlBaseOperator):
             client_request_id=_attempt_id(request_id, attempt),
             extra_body=self.extra_body,
             **self.generation_params(),
+            **({"fallback_models": list(self.fallback_models)} if self.fallback_models else {}),
         )
         self.defer(trigger=trigger, method_name="execute_complete")
 

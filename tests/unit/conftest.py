@@ -40,3 +40,23 @@ def store(
         made = RedisLimitStore("redis_limits")
     yield made
     made.close()
+
+
+@pytest.fixture(autouse=True)
+def _catalog_off_unless_asked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests mock the API with respx, request by request: the model catalog is read only by the tests marked
+    ``@pytest.mark.catalog`` (the others get the built-in profile, as a connection with ``catalog_checks``
+    off does), so their request counts stay theirs."""
+    if request.node.get_closest_marker("catalog") is not None:
+        return
+    from airflow_provider_aiml.catalog.profile import ModelProfile
+    from airflow_provider_aiml.hooks.catalog import CatalogReader
+
+    def built_in(self: CatalogReader, model: str) -> ModelProfile:
+        return ModelProfile.build(model)
+
+    async def abuilt_in(self: CatalogReader, model: str) -> ModelProfile:
+        return ModelProfile.build(model)
+
+    monkeypatch.setattr(CatalogReader, "profile", built_in)
+    monkeypatch.setattr(CatalogReader, "aprofile", abuilt_in)

@@ -135,6 +135,7 @@ def test_response_summary_of_the_fixture():
         "request_id": "req-456",
         "latency_s": 1.235,
         "tool_calls": [],
+        "fallback_from": [],
     }
 
 

@@ -1,0 +1,120 @@
+"""What one model takes, from its catalog entry and its schema, and the check of a request against it."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_aiml.catalog.entry import STRUCTURED_OUTPUT, TOOLS, VISION, ModelEntry
+from airflow_provider_aiml.catalog.reasoning import ReasoningControl, control_from, known_family
+from airflow_provider_aiml.catalog.schema import RequestSchema
+from airflow_provider_aiml.exceptions import AimlParameterError
+
+UNCHECKED_KEYS = frozenset({"model", "messages", "stream", "stream_options"})
+"""Body keys the provider sets and checks itself."""
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """A model as the checks see it. Without an ``entry`` (the catalog could not be read, or does not list the
+    model) no capability is refused; without a ``schema`` the seed model's built-in ranges apply, as before the
+    catalog was read."""
+
+    model: str
+    entry: ModelEntry | None = None
+    schema: RequestSchema | None = None
+    reasoning: ReasoningControl | None = None
+
+    @classmethod
+    def build(cls, model: str, entry: ModelEntry | None = None, schema: RequestSchema | None = None) -> ModelProfile:
+        control = control_from(schema.parameters) if schema is not None else known_family(model)
+        return cls(model, entry, schema, control)
+
+    @property
+    def checks_parameters(self) -> bool:
+        """Whether the parameters are checked against the model's own schema (else: the built-in ranges)."""
+        return self.schema is not None
+
+    def check(self, body: Mapping[str, Any], extra_keys: Collection[str] = ()) -> None:
+        """Refuse a body the model would not take, naming the model and what is wrong; nothing is sent.
+
+        Keys that only ``extra_body`` sets and that the schema does not know pass: ``extra_body`` is the way to
+        send what a schema leaves out (several Qwen pages send ``enable_thinking`` that their schema lacks).
+        """
+        self._check_capabilities(body)
+        schema = self.schema
+        if schema is None:
+            return
+        for key, value in body.items():
+            if key in UNCHECKED_KEYS:
+                continue
+            rule = schema.parameters.get(key)
+            if rule is None:
+                if key in extra_keys:
+                    continue
+                raise AimlParameterError(
+                    f"{self.model!r} does not take {key!r}; its schema's parameters are "
+                    f"{', '.join(sorted(set(schema.parameters) - UNCHECKED_KEYS))}"
+                )
+            problem = rule.problem(value)
+            if problem is not None:
+                raise AimlParameterError(f"{key!r} {problem} for {self.model!r}, got {_short(value)}")
+
+    def check_messages(self, messages: Any) -> None:
+        """Refuse messages the model cannot take (images to a model without vision): for batch records, whose
+        parameters were checked once with the first record."""
+        if self._lacks(VISION) and _has_images(messages):
+            self._refuse_images()
+
+    def _refuse_images(self) -> None:
+        raise AimlParameterError(
+            f"{self.model!r} does not take images (no {VISION!r} capability in the catalog): send text only, "
+            "or choose a vision model"
+        )
+
+    def _check_capabilities(self, body: Mapping[str, Any]) -> None:
+        if self._lacks(VISION) and _has_images(body["messages"]):
+            self._refuse_images()
+        if body.get("tools") and self._lacks(TOOLS):
+            raise AimlParameterError(
+                f"{self.model!r} does not take tools (no {TOOLS!r} capability in the catalog): choose a model "
+                "that calls tools, or send none"
+            )
+        response_format = body.get("response_format")
+        if (
+            isinstance(response_format, Mapping)
+            and response_format.get("type") == "json_schema"
+            and self._lacks(STRUCTURED_OUTPUT)
+        ):
+            raise AimlParameterError(
+                f"{self.model!r} does not take a json_schema response_format (no {STRUCTURED_OUTPUT!r} capability "
+                "in the catalog): use {'type': 'json_object'} and describe the shape in the prompt, or choose "
+                "another model"
+            )
+
+    def _lacks(self, capability: str) -> bool:
+        if self.entry is not None and self.entry.lacks(capability):
+            return True
+        schema = self.schema
+        if schema is None:
+            return False
+        if capability == VISION:
+            return schema.vision is False
+        key = "tools" if capability == TOOLS else "response_format"
+        return key not in schema.parameters
+
+
+def _has_images(messages: Any) -> bool:
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list) and any(
+            isinstance(part, Mapping) and part.get("type") == "image_url" for part in content
+        ):
+            return True
+    return False
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
