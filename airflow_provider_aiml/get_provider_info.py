@@ -119,6 +119,14 @@ def get_provider_info() -> dict[str, Any]:
                         ),
                         "schema": {"type": ["string", "null"]},
                     },
+                    "catalog_checks": {
+                        "label": "Check calls against the model catalog",
+                        "description": (
+                            "Before sending, check each call against its model's catalog entry and schema "
+                            "(images, tools, JSON schema, each parameter's range). Off: the seed model's ranges."
+                        ),
+                        "schema": {"type": ["boolean", "null"], "default": True},
+                    },
                 },
             }
         ],

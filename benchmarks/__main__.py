@@ -27,6 +27,7 @@ from typing import Any
 from benchmarks import (
     agent_loop,
     batch_throughput,
+    catalog_check,
     embeddings_throughput,
     files_throughput,
     import_parse,
@@ -45,6 +46,7 @@ BENCHMARKS: dict[str, tuple[ModuleType, str]] = {
     embeddings_throughput.NAME: (embeddings_throughput, "bench-embeddings.png"),
     agent_loop.NAME: (agent_loop, "bench-agent.png"),
     limiter.NAME: (limiter, "bench-limiter.png"),
+    catalog_check.NAME: (catalog_check, "bench-catalog.png"),
 }
 DOCS_PAGE = REPO / "docs" / "benchmarks.md"
 SCRATCH_PAGE = REPO / "build" / "benchmarks" / "benchmarks.md"

@@ -19,6 +19,7 @@ from benchmarks import __main__ as suite
 from benchmarks import (
     agent_loop,
     batch_throughput,
+    catalog_check,
     embeddings_throughput,
     files_throughput,
     import_parse,
@@ -62,6 +63,7 @@ SMOKE: dict[str, dict[str, Any]] = {  # the batch first: it takes as long as the
     },
     embeddings_throughput.NAME: {"texts": 40, "batch_size": 8, "concurrency": 2, "dimensions": 8, "repeat": 1},
     limiter.NAME: {"calls": 3, "rounds": 1, "warmup": 1, "concurrency": 2, "concurrent_calls": 4, "operations": 10},
+    catalog_check.NAME: {"calls": 5, "rounds": 1, "warmup": 2},
 }
 
 
@@ -129,6 +131,15 @@ def test_batch(results: dict[str, Any]) -> None:
         assert positive(row[key]), key
     assert positive(result["mapped"]["wall_s"])
     assert positive(result["memory"]["max_rss_mb"])
+
+
+def test_catalog_check_answers_every_measured_call_from_the_cache(results: dict[str, Any]) -> None:
+    result = results[catalog_check.NAME]
+    assert result["requests_while_measured"] == 0
+    assert result["catalog_requests"] >= len(catalog_check.CASES)  # each model's entry was read, once
+    for figures in result["cases"].values():
+        assert figures["has_entry"]
+        assert all(positive(figures[key]) for key in ("on_us", "off_us", "check_alone_us"))
 
 
 def test_page_and_plots(results: dict[str, Any], tmp_path: Path) -> None:

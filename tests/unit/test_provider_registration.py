@@ -44,7 +44,9 @@ def test_connection_form_has_exactly_the_provider_fields():
         "max_requests_per_minute",
         "max_concurrency",
         "limits_redis_conn_id",
+        "catalog_checks",
     }
+    assert extra["catalog_checks"]["value"] is True
     assert extra["model"]["value"] == "alibaba/qwen3-vl-32b-thinking"
     for limit in ("max_usd_per_day", "max_requests_per_minute", "max_concurrency", "limits_redis_conn_id"):
         assert extra[limit]["value"] is None, limit  # empty by default: no limit until an ops person sets one
