@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -75,6 +75,11 @@ from airflow_provider_aiml.hooks.sizing import (
 )
 from airflow_provider_aiml.limits.limiter import ConnectionLimiter, NoSlot, Slot, limiter_for
 from airflow_provider_aiml.models import ChatCompletionResult, EmbeddingResult, StreamDelta, Usage
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from airflow_provider_aiml.hooks.logs import BilledUsage
 
 
 class _Billed(Protocol):
@@ -1040,6 +1045,38 @@ class AimlApiHook(BaseHook):
         """
         response = self._account_get(USAGE_PATH + usage_query(period), timeout)
         return parse_key_usage(response, self.settings.api_key.get_secret_value())
+
+    def billed_usage(
+        self,
+        client_request_ids: Iterable[str] | None = None,
+        *,
+        period: str | None = None,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        **options: Any,
+    ) -> BilledUsage:
+        """What the API billed (``GET /v2/logs``): every request of a window (``period`` such as ``"24h"``, or
+        ``start`` and ``end``), kept to ``client_request_ids`` when given, summed. Paced to the endpoint's 200
+        requests a minute for the whole process; see :func:`.logs.billed_usage` for ``models``, ``statuses``,
+        ``timeout`` and ``max_pages``. Charges land after the response, so a call made seconds ago may be
+        missing (``BilledUsage.missing``)."""
+        from airflow_provider_aiml.hooks.logs import billed_usage
+
+        return billed_usage(self, client_request_ids, period=period, start=start, end=end, **options)
+
+    async def abilled_usage(
+        self,
+        client_request_ids: Iterable[str] | None = None,
+        *,
+        period: str | None = None,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        **options: Any,
+    ) -> BilledUsage:
+        """Async :meth:`billed_usage`."""
+        from airflow_provider_aiml.hooks.logs import abilled_usage
+
+        return await abilled_usage(self, client_request_ids, period=period, start=start, end=end, **options)
 
     def _account_get(self, path: str, timeout: float | None) -> httpx.Response:
         """``GET`` an endpoint under the API root; any status but 2xx raises. Redirects are not followed, so the
