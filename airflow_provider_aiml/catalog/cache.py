@@ -13,6 +13,7 @@ So both paths share one set of rules:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -51,6 +52,8 @@ class Lookup:
     url: str
     document: CachedDocument | None
     fresh: bool
+    failure: str | None = None
+    """Why the catalog is not asked (it failed moments ago), so that no copy is not taken for "not listed"."""
 
     def headers(self) -> dict[str, str]:
         """The conditional request's headers."""
@@ -76,6 +79,7 @@ class CatalogCache:
         self.max_stale = max_stale
         self._documents: dict[str, CachedDocument] = {}
         self._failed_until: dict[str, float] = {}
+        self._failures: dict[str, str] = {}
         self._disk_failed = False
         self.derived: dict[Any, tuple[float, Any]] = {}
         """Values computed from documents (model profiles), with the time their documents were checked."""
@@ -92,7 +96,7 @@ class CatalogCache:
             return Lookup(url, document, fresh=True)
         if self._failed_until.get(url, 0.0) > now:  # asked moments ago and failed: do not wait on it again
             usable = document if document is not None and now - document.checked_at < self.max_stale else None
-            return Lookup(url, usable, fresh=True)
+            return Lookup(url, usable, fresh=True, failure=self._failures.get(url))
         return Lookup(url, document, fresh=False)
 
     def settle(self, lookup: Lookup, answer: httpx.Response | Exception) -> Settled:
@@ -115,6 +119,7 @@ class CatalogCache:
 
     def _failed(self, lookup: Lookup, reason: str, now: float) -> Settled:
         self._failed_until[lookup.url] = now + RETRY_AFTER_FAILURE
+        self._failures[lookup.url] = reason
         document = lookup.document
         if document is not None and now - document.checked_at < self.max_stale:
             age_h = (now - document.checked_at) / 3600
@@ -124,6 +129,7 @@ class CatalogCache:
     def _store(self, document: CachedDocument) -> CachedDocument:
         self._documents[document.url] = document
         self._failed_until.pop(document.url, None)
+        self._failures.pop(document.url, None)
         self._write_disk(document)
         return document
 
@@ -159,12 +165,17 @@ class CatalogCache:
             "checked_at": document.checked_at,
             "status": document.status,
         }
+        temporary = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+                temporary = handle.name
                 json.dump(record, handle, ensure_ascii=False)
             os.replace(handle.name, path)  # readers see the old file or the new one, never half of one
         except (OSError, TypeError, ValueError) as error:
+            if temporary is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
             self._disk_failed = True
             log.warning("The model catalog cannot be cached in %s (%s); it is kept in memory only", path.parent, error)
 

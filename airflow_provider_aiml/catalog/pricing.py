@@ -33,8 +33,11 @@ class TokenPricing:
             return None
         if str(pricing.get("currency") or "USD").upper() != "USD":
             return None
+        units = pricing.get("units")
+        if not isinstance(units, list):
+            return None
         rates: dict[str, float] = {}
-        for unit in pricing.get("units") or ():
+        for unit in units:
             rate = _per_token(unit)
             if rate is None:
                 continue
@@ -59,7 +62,7 @@ class TokenPricing:
 def _per_token(unit: Any) -> float | None:
     if not isinstance(unit, Mapping) or unit.get("name") != "token":
         return None
-    price, per = unit.get("price"), unit.get("per", 1)
+    price, per = unit.get("price"), unit.get("per")  # a price without its ``per`` means nothing
     if not isinstance(price, int | float) or not isinstance(per, int | float) or isinstance(price, bool):
         return None
     if isinstance(per, bool) or per <= 0 or price < 0:

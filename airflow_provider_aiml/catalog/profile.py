@@ -69,8 +69,7 @@ class ModelProfile:
 
     def _refuse_images(self) -> None:
         raise AimlParameterError(
-            f"{self.model!r} does not take images (no {VISION!r} capability in the catalog): send text only, "
-            "or choose a vision model"
+            f"{self.model!r} does not take images ({self._missing(VISION)}): send text only, or choose a vision model"
         )
 
     def _check_capabilities(self, body: Mapping[str, Any]) -> None:
@@ -78,8 +77,8 @@ class ModelProfile:
             self._refuse_images()
         if body.get("tools") and self._lacks(TOOLS):
             raise AimlParameterError(
-                f"{self.model!r} does not take tools (no {TOOLS!r} capability in the catalog): choose a model "
-                "that calls tools, or send none"
+                f"{self.model!r} does not take tools ({self._missing(TOOLS)}): choose a model that calls tools, "
+                "or send none"
             )
         response_format = body.get("response_format")
         if (
@@ -88,21 +87,28 @@ class ModelProfile:
             and self._lacks(STRUCTURED_OUTPUT)
         ):
             raise AimlParameterError(
-                f"{self.model!r} does not take a json_schema response_format (no {STRUCTURED_OUTPUT!r} capability "
-                "in the catalog): use {'type': 'json_object'} and describe the shape in the prompt, or choose "
-                "another model"
+                f"{self.model!r} does not take a json_schema response_format ({self._missing(STRUCTURED_OUTPUT)}): "
+                "use {'type': 'json_object'} and describe the shape in the prompt, or choose another model"
             )
 
     def _lacks(self, capability: str) -> bool:
-        if self.entry is not None and self.entry.lacks(capability):
-            return True
+        return self._missing(capability) is not None
+
+    def _missing(self, capability: str) -> str | None:
+        """Where it says the model lacks ``capability`` ("the catalog", "its schema"), or ``None``.
+
+        The catalog's capabilities decide when it lists them: the schemas of some vision models (Claude's) show
+        only their upstream's own image parts, not the ``image_url`` parts the API takes and converts."""
+        entry = self.entry
+        if entry is not None and entry.capabilities is not None:
+            return f"no {capability!r} capability in the catalog" if entry.lacks(capability) else None
         schema = self.schema
         if schema is None:
-            return False
+            return None
         if capability == VISION:
-            return schema.vision is False
+            return "its schema takes no image parts" if schema.vision is False else None
         key = "tools" if capability == TOOLS else "response_format"
-        return key not in schema.parameters
+        return None if key in schema.parameters else f"its schema has no {key!r}"
 
 
 def _has_images(messages: Any) -> bool:

@@ -31,14 +31,17 @@ class ParameterRule:
     enum: tuple[Any, ...] | None = None
     nullable: bool = False
     fields: Mapping[str, ParameterRule] = field(default_factory=dict)
+    enum_types: frozenset[str] = frozenset()
+    """The JSON types ``enum`` binds (empty: every type). Of ``"none" | "auto" | {"type": "function", ...}`` the
+    enum binds the strings only."""
 
     def problem(self, value: Any) -> str | None:
         """What is wrong with ``value``, in words, or ``None`` when the rule takes it."""
         if value is None:
             return None if self.nullable or not self.types or "null" in self.types else "must not be null"
-        if self.enum is not None and value not in self.enum:
-            return f"must be one of {', '.join(map(repr, self.enum))}"
         kind = _json_type(value)
+        if self.enum is not None and _binds(self.enum_types, kind) and value not in self.enum:
+            return f"must be one of {', '.join(map(repr, self.enum))}"
         if self.types and kind not in self.types and not (kind == "integer" and "number" in self.types):
             return f"must be {' or '.join(sorted(self.types))}"
         if self.range is not None and kind in ("integer", "number") and not self.range.accepts(value):
@@ -56,7 +59,10 @@ class ParameterRule:
         if self.enum is not None:
             return " | ".join(map(repr, self.enum))
         kinds = " or ".join(sorted(self.types - {"null"})) or "any"
-        return f"{kinds}, {self.range.describe().split(' ', 2)[-1]}" if self.range else kinds
+        if self.range is None:
+            return kinds
+        bounds = self.range.describe().removeprefix("a whole number").removeprefix("a number").strip()
+        return f"{kinds}, {bounds}" if bounds else kinds
 
 
 @dataclass(frozen=True)
@@ -100,10 +106,13 @@ def _dig(value: Any, *keys: str) -> Any:
 
 
 def _members(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The schema and the members of its ``anyOf``/``oneOf`` (one level), the ones that are objects."""
+    """The schema and the members of its ``anyOf``/``oneOf``, nested ones included (the newest Anthropic files
+    nest a ``oneOf`` in an ``anyOf``), the ones that are objects."""
     members = [spec]
     for key in ("anyOf", "oneOf"):
-        members += [m for m in spec.get(key) or () if isinstance(m, Mapping)]
+        for member in spec.get(key) or ():
+            if isinstance(member, Mapping):
+                members += _members(member)
     return members
 
 
@@ -112,21 +121,31 @@ def _rule(name: str, spec: Mapping[str, Any]) -> ParameterRule:
     enum: list[Any] | None = None
     bounds: NumericRange | None = None
     nullable = bool(spec.get("nullable"))
-    fields: dict[str, ParameterRule] = {}
+    field_specs: dict[str, list[Mapping[str, Any]]] = {}
+    enum_types: set[str] = set()
+    free_types: set[str] = set()  # types some member takes without an enum: the enum does not bind them
     for member in _members(spec):
         kind = member.get("type")
-        for one in kind if isinstance(kind, list) else [kind]:
-            if one in _JSON_TYPES:
-                types.add(one)
+        kinds = [one for one in (kind if isinstance(kind, list) else [kind]) if one in _JSON_TYPES]
+        types.update(kinds)
         nullable = nullable or bool(member.get("nullable"))
         if isinstance(member.get("enum"), list):
             enum = [*(enum or []), *member["enum"]]
-        if kind in ("integer", "number") and bounds is None:
+            enum_types.update(kinds or (_json_type(value) for value in member["enum"]))
+        elif not any(isinstance(member.get(key), list) for key in ("anyOf", "oneOf")):  # a leaf, not a wrapper
+            free_types.update(kinds)
+        if bounds is None and any(one in ("integer", "number") for one in kinds):
             bounds = _range(name, member)
         if isinstance(member.get("properties"), Mapping):
-            fields.update(
-                {key: _rule(key, inner) for key, inner in member["properties"].items() if isinstance(inner, Mapping)}
-            )
+            for key, inner in member["properties"].items():
+                if isinstance(inner, Mapping):
+                    field_specs.setdefault(key, []).append(inner)
+    # a key several members describe (``response_format``'s ``type``: text | json_object | json_schema) takes
+    # what any of them takes
+    fields = {key: _rule(key, specs[0] if len(specs) == 1 else {"anyOf": specs}) for key, specs in field_specs.items()}
+    enum_types -= free_types
+    if enum is not None and not enum_types:
+        enum = None
     if "null" in types:
         nullable = True
     if name in TOKEN_COUNTS and "number" in types:
@@ -141,11 +160,14 @@ def _rule(name: str, spec: Mapping[str, Any]) -> ParameterRule:
         tuple(dict.fromkeys(enum)) if only_enum and enum is not None else None,
         nullable,
         fields,
+        frozenset(enum_types),
     )
 
 
 def _range(name: str, member: Mapping[str, Any]) -> NumericRange | None:
-    whole = member.get("type") == "integer" or name in TOKEN_COUNTS
+    kind = member.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    whole = ("integer" in kinds and "number" not in kinds) or name in TOKEN_COUNTS
     low, high = _number(member.get("minimum")), _number(member.get("maximum"))
     exclusive = member.get("exclusiveMinimum")
     gt = None
@@ -179,6 +201,10 @@ def _names_image_part(value: Any) -> bool:
     if isinstance(value, list):
         return any(_names_image_part(inner) for inner in value)
     return False
+
+
+def _binds(enum_types: frozenset[str], kind: str) -> bool:
+    return not enum_types or kind in enum_types or (kind == "integer" and "number" in enum_types)
 
 
 def _json_type(value: Any) -> str:

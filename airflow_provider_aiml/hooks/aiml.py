@@ -364,6 +364,8 @@ class AimlApiHook(BaseHook):
         :class:`AimlParameterError` before anything is billed."""
         settings = self.settings
         calls = []
+        if fallback_models and client_request_id is None:  # one id for the call, so its fallbacks are traced under it
+            client_request_id = new_client_request_id()
         for number, chosen in enumerate(_models_of(model or settings.model, fallback_models)):
             request_id = _fallback_request_id(client_request_id, number)
             profile = self.model_profile(chosen)
@@ -396,6 +398,8 @@ class AimlApiHook(BaseHook):
         """Async :meth:`prepare_chat` (the catalog is read without blocking the event loop)."""
         settings = await self.asettings()
         calls = []
+        if fallback_models and client_request_id is None:  # one id for the call, so its fallbacks are traced under it
+            client_request_id = new_client_request_id()
         for number, chosen in enumerate(_models_of(model or settings.model, fallback_models)):
             request_id = _fallback_request_id(client_request_id, number)
             profile = await self.amodel_profile(chosen)

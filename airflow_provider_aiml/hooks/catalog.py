@@ -175,7 +175,7 @@ class CatalogReader:
             lookup = next(steps)
             while True:
                 if lookup.fresh:
-                    lookup = steps.send(Settled(lookup.document))
+                    lookup = steps.send(Settled(lookup.document, lookup.failure))
                     continue
                 try:
                     answer: httpx.Response | Exception = self._hook._catalog_get(lookup)
@@ -191,7 +191,7 @@ class CatalogReader:
             lookup = next(steps)
             while True:
                 if lookup.fresh:
-                    lookup = steps.send(Settled(lookup.document))
+                    lookup = steps.send(Settled(lookup.document, lookup.failure))
                     continue
                 try:
                     answer: httpx.Response | Exception = await self._hook._acatalog_get(lookup)
