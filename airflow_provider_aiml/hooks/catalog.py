@@ -240,9 +240,11 @@ def _raise_unread(found: Settled, what: str) -> None:
 
 
 def _once(log: Any, model: str, kind: str, message: str, *args: Any) -> None:
+    """Log a gap of the catalog once per model and kind; a model without a schema is routine (debug), the rest
+    are warnings."""
     if (model, kind) not in _logged_once:
         _logged_once.add((model, kind))
-        log.warning(message, *args)
+        (log.debug if kind == "schema" else log.warning)(message, *args)
 
 
 def forget_logged() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow_provider_aiml.operators._arguments import check_count, check_positive
@@ -14,7 +15,8 @@ if TYPE_CHECKING:
     from airflow_provider_aiml.agents.loop import AgentRun
     from airflow_provider_aiml.agents.record import StepRecord
     from airflow_provider_aiml.agents.tools import Tool, Toolset
-    from airflow_provider_aiml.hooks.aiml import AimlApiHook
+    from airflow_provider_aiml.catalog.entry import ModelEntry
+    from airflow_provider_aiml.hooks.aiml import AimlApiHook, PreparedChat
     from airflow_provider_aiml.models import ChatCompletionResult
 
 
@@ -116,10 +118,17 @@ class AimlAgentOperator(AimlBaseOperator):
         check_positive(self, "max_cost_usd", whole=False, optional=True)
 
     def make_hook(self) -> AimlApiHook:
-        """The task's hook, without a summary line per call: each step's log line says all of it."""
-        from airflow_provider_aiml.hooks.aiml import AimlApiHook
+        """The task's hook, without a summary line per call: each step's log line says all of it. It logs the cost
+        estimate of the first step it prepares (one not replayed from the record), before that step is sent."""
+        return _agent_hook_class()(
+            aiml_conn_id=self.aiml_conn_id, log_calls=False, on_first_call=self._log_first_step_estimate
+        )
 
-        return AimlApiHook(aiml_conn_id=self.aiml_conn_id, log_calls=False)
+    def _log_first_step_estimate(self, call: PreparedChat, entry: ModelEntry | None) -> None:
+        from airflow_provider_aiml.batch.costs import call_estimate_line
+
+        what = "the first agent step (per step: each further one resends the conversation, tool results included)"
+        self.log.info("%s", call_estimate_line(what, call.model, call.body, entry))
 
     def generation_params(self) -> dict[str, Any]:
         """The generation parameters, with the tools' specs as ``tools``."""
@@ -261,3 +270,27 @@ class AimlAgentOperator(AimlBaseOperator):
     def return_value(self, result: ChatCompletionResult, parsed: Any) -> Any:
         """What the task returns (XCom ``return_value``): the final answer text."""
         return result.content
+
+
+@cache
+def _agent_hook_class() -> type[AimlApiHook]:
+    """The agent's hook class, made when a task first runs (a DAG file importing the operator loads no hook)."""
+    from airflow_provider_aiml.hooks.aiml import AimlApiHook
+
+    class AgentHook(AimlApiHook):
+        """An ``AimlApiHook`` that hands the first call it prepares, and its catalog entry, to ``on_first_call``."""
+
+        def __init__(
+            self, *, on_first_call: Callable[[PreparedChat, ModelEntry | None], None] | None = None, **kwargs: Any
+        ) -> None:
+            super().__init__(**kwargs)
+            self.on_first_call = on_first_call
+
+        async def aprepare_chat(self, *args: Any, **kwargs: Any) -> PreparedChat:
+            call = await super().aprepare_chat(*args, **kwargs)
+            note, self.on_first_call = self.on_first_call, None
+            if note is not None:
+                note(call, (await self.amodel_profile(call.model)).entry)  # cached: preparing the call read it
+            return call
+
+    return AgentHook

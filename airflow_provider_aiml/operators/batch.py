@@ -8,16 +8,20 @@ import json
 import os
 import threading
 from collections.abc import Coroutine, Iterable, Mapping, Sequence, Sized
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from airflow_provider_aiml.operators._arguments import check_positive, raise_parameter_error
+from airflow_provider_aiml.operators._arguments import check_flag, check_positive, raise_parameter_error
 from airflow_provider_aiml.operators._base import AimlBaseOperator, reads_as_text, task_client_request_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_aiml.batch.checkpoint import Checkpoint
+    from airflow_provider_aiml.batch.costs import BatchEstimate
     from airflow_provider_aiml.batch.runner import BatchItem, BatchLimits, BatchReport, RecordOutcome
+    from airflow_provider_aiml.catalog.entry import ModelEntry
+    from airflow_provider_aiml.catalog.pricing import CostEstimate
     from airflow_provider_aiml.catalog.profile import ModelProfile
     from airflow_provider_aiml.hooks.aiml import AimlApiHook, PreparedChat
     from airflow_provider_aiml.media.attachments import MediaOptions
@@ -74,6 +78,16 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         ``<output_path>.progress.jsonl`` (the checkpoint, unless ``checkpoint_path`` names another), so a retried
         task asks only what is missing and rewrites the same file.
     :param max_files: file inputs beyond this many fail the task before any call (default 10,000).
+    :param dry_run: render and check every record as a real run would (files are read and rendered too), log
+        and return the cost estimate (XCom ``estimate``), and send nothing: no call, no checkpoint, no output.
+    :param reconcile_billing: once the batch ends, read what the API billed for the calls it sent
+        (``GET /v2/logs``) and add it to XCom ``usage`` (``billed_usd``, ...), logging the difference with the
+        cost the answers reported. Its own failure is logged and never fails the task.
+    :param reconcile_timeout: seconds to keep reading the logs while some calls have no row yet (charges are
+        written after the answer; default 60).
+
+    Before the first call the task logs the cost estimate of the records to run, from the catalog's price of the
+    model; with ``max_cost_usd`` a batch whose low estimate already passes it fails before anything is sent.
 
     Connection, model, system prompt, response format, typed output and generation parameters are those of
     :class:`~airflow_provider_aiml.operators._base.AimlBaseOperator`.
@@ -111,6 +125,9 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         progress_interval: float = 15.0,
         output_path: str | None = None,
         max_files: int = 10_000,
+        dry_run: bool = False,
+        reconcile_billing: bool = False,
+        reconcile_timeout: float = 60.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -127,6 +144,10 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         self.progress_interval = progress_interval
         self.output_path = output_path
         self.max_files = max_files
+        self.dry_run_only = dry_run
+        """``dry_run`` (kept under another name: ``BaseOperator.dry_run()`` is Airflow's template-rendering check)."""
+        self.reconcile_billing = reconcile_billing
+        self.reconcile_timeout = reconcile_timeout
         self.template_call: PreparedChat | None = None
         """The first record's checked call; every record's call is built from it (its fallbacks too)."""
         self._profiles: list[ModelProfile] = []
@@ -142,6 +163,12 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         check_positive(self, "max_files", whole=True, optional=False)
         if self.on_error not in ("fail", "continue"):
             raise_parameter_error(self, f"'on_error' must be 'fail' or 'continue', got {self.on_error!r}")
+        if not isinstance(self.dry_run_only, bool):
+            raise_parameter_error(self, f"'dry_run' must be True or False, got {self.dry_run_only!r}")
+        check_flag(self, "reconcile_billing")
+        timeout = self.reconcile_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 <= timeout < float("inf"):
+            raise_parameter_error(self, f"'reconcile_timeout' must be a number of seconds >= 0, got {timeout!r}")
 
     def make_hook(self) -> AimlApiHook:
         """A quiet hook that makes one try per call: the batch retries, paces and logs progress itself."""
@@ -169,11 +196,16 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         else:
             self.log.info("The inputs %r match no files: nothing to do", self.inputs)
             items = []
+        if self.dry_run_only:
+            return self._dry_run(context, items)
         checkpoint, resumed = self._open_checkpoint(items)
+        pending = [item for item in items if item.index not in resumed]
+        if pending:
+            self._check_estimate(self._estimate(pending, resumed), resumed, dry_run=False)
         retry_policy = RetryPolicy(max_retries=self.hook.settings.max_retries)
         runner = BatchRunner(
             self.hook,
-            [item for item in items if item.index not in resumed],
+            pending,
             total=len(items),
             call_kwargs=self._call_kwargs(),
             request_id_prefix=task_client_request_id(context),
@@ -187,17 +219,21 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
             log=self.log,
             template=self.template_call,
         )
+        started_at = datetime.now(UTC)
         report = run_coroutine(runner.run())
         results = [outcome.to_xcom(self.wants_parsed) for outcome in report.outcomes]
         self.spend = self._spend(report)
         returned: Any = results
-        if self.output_path:
-            try:
+        billed: dict[str, Any] | None = None
+        try:
+            if self.output_path:
                 returned = self._write_output(results, report)
-            except Exception:
-                self._push(context, report, results, resumed=len(resumed))  # the spend is recorded all the same
-                raise
-        self._push(context, report, returned, resumed=len(resumed))
+        finally:  # the results and the spend are pushed even when writing the output failed
+            if self.reconcile_billing:
+                billed = self._reconcile(report, started_at)
+                if isinstance(returned, dict):
+                    returned["usage"] = {**returned["usage"], **billed}
+            self._push(context, report, returned, resumed=len(resumed), billed=billed)
         self._raise_for(report)
         return returned
 
@@ -422,6 +458,109 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
         )
         return checkpoint, resumed
 
+    # --- estimates and dry runs -----------------------------------------------------------------------------
+
+    def _model(self) -> str:
+        return self.template_call.model if self.template_call is not None else self.model or self.hook.settings.model
+
+    def _entry(self, model: str) -> ModelEntry | None:
+        """The model's catalog entry (read when the first record's call was checked, so cached by now)."""
+        return self.hook.model_profile(model).entry
+
+    def _estimate(
+        self, pending: list[BatchItem], resumed: Mapping[int, RecordOutcome], read: Sequence[CostEstimate] = ()
+    ) -> BatchEstimate:
+        """The estimate of the records to run: built bodies as they are, file records not read yet by their
+        text, and ``read``, the estimates of the file records a dry run read."""
+        from airflow_provider_aiml.batch.costs import BatchEstimate
+
+        model = self._model()
+        bodies = [item.body for item in pending if item.body is not None]
+        unread = [
+            item.prepare.text_body()
+            for item in pending
+            if item.body is None and isinstance(item.prepare, _FilePreparation)
+        ]
+        return BatchEstimate.of(model, self._entry(model), bodies, unread, resumed=len(resumed), estimates=read)
+
+    def _check_estimate(self, estimate: BatchEstimate, resumed: Mapping[int, RecordOutcome], *, dry_run: bool) -> None:
+        """Log the estimate's one line, then refuse a batch whose low estimate passes ``max_cost_usd``."""
+        line = estimate.log_line()
+        if self.max_cost_usd is not None and estimate.estimate.low_usd is None:
+            line += f"; max_cost_usd=${self.max_cost_usd:g} is enforced during the run, from each answer's cost"
+        self.log.info("%s%s", "Dry run, nothing is sent. " if dry_run else "", line)
+        spent = sum(outcome.usage.usd_spent or 0.0 for outcome in resumed.values())
+        estimate.check_budget(self.max_cost_usd, spent)
+
+    def _dry_run(self, context: Context, items: list[BatchItem]) -> dict[str, Any]:
+        """Check every record as a real run would, files read and rendered; estimate; send nothing."""
+        resumed = self._resumed(items)
+        pending = [item for item in items if item.index not in resumed]
+        files = [item for item in pending if item.body is None and item.prepare is not None]
+        read = self._read_files(files, self._entry(self._model())) if files else []
+        estimate = self._estimate([item for item in pending if item.body is not None], resumed, read)
+        summary = {**estimate.summary(), "dry_run": True, "max_cost_usd": self.max_cost_usd}
+        if self.do_xcom_push:
+            context["ti"].xcom_push(key="estimate", value=summary)
+        self._check_estimate(estimate, resumed, dry_run=True)
+        return summary
+
+    def _resumed(self, items: list[BatchItem]) -> dict[int, RecordOutcome]:
+        """The records a checkpoint already holds (only read: a dry run writes nothing)."""
+        if not (self.checkpoint_path or self.output_path):
+            return {}
+        return self._open_checkpoint(items)[1]
+
+    def _read_files(self, files: list[BatchItem], entry: ModelEntry | None) -> list[CostEstimate]:
+        """Read and build every file record as the runner would, keeping only each one's estimate; a record that
+        fails its checks fails the dry run, named with the others that fail."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from airflow_provider_aiml.batch.runner import READER_THREADS
+        from airflow_provider_aiml.catalog.estimate import estimate_call
+        from airflow_provider_aiml.exceptions import AimlApiError
+
+        def estimate_of(item: BatchItem) -> CostEstimate | AimlApiError:
+            assert item.prepare is not None
+            try:
+                _, body = item.prepare.build(item.prepare.fetch())
+            except AimlApiError as error:
+                return error
+            assert body is not None
+            return estimate_call(body, entry)
+
+        with ThreadPoolExecutor(max_workers=min(READER_THREADS, len(files)), thread_name_prefix="aiml-dry") as pool:
+            outcomes = list(pool.map(estimate_of, files))
+        estimates: list[CostEstimate] = []
+        failed: list[tuple[BatchItem, AimlApiError]] = []
+        for item, outcome in zip(files, outcomes, strict=True):
+            if isinstance(outcome, AimlApiError):
+                failed.append((item, outcome))
+            else:
+                estimates.append(outcome)
+        if failed:
+            item, error = failed[0]
+            others = ""
+            if len(failed) > 1:
+                shown = ", ".join(str(other.index) for other, _ in failed[1:11]) + (", ..." if len(failed) > 11 else "")
+                others = f" ({len(failed) - 1} more fail too: record{'s' if len(failed) > 2 else ''} {shown})"
+            raise _with_message(error, f"record {item.index} ({item.source}): {error.message}{others}")
+        return estimates
+
+    def _reconcile(self, report: BatchReport, started_at: datetime) -> dict[str, Any]:
+        """What the API billed for the calls this try sent, for XCom ``usage`` (never raises)."""
+        from airflow_provider_aiml.batch.reconcile import FIELDS, reconcile_billing
+        from airflow_provider_aiml.models import Usage
+
+        sent = getattr(self.hook, "sent_request_ids", None)
+        if sent is None:
+            self.log.warning("Billing reconciliation skipped: the task's hook does not note the requests it sends")
+            return dict.fromkeys(FIELDS)
+        recorded = sum((outcome.usage for outcome in report.outcomes if not outcome.resumed), Usage())
+        return reconcile_billing(
+            self.hook, sent, started_at=started_at, recorded=recorded, timeout=self.reconcile_timeout, log=self.log
+        )
+
     # --- results --------------------------------------------------------------------------------------------
 
     def _spend(self, report: BatchReport) -> TaskSpend:
@@ -458,7 +597,9 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
             "usage": report.usage.model_dump(),
         }
 
-    def _push(self, context: Context, report: BatchReport, results: Any, *, resumed: int) -> None:
+    def _push(
+        self, context: Context, report: BatchReport, results: Any, *, resumed: int, billed: Mapping[str, Any] | None
+    ) -> None:
         from airflow_provider_aiml.operators._spend import push_spend
 
         if not self.do_xcom_push:
@@ -476,7 +617,7 @@ class AimlBatchChatCompletionOperator(AimlBaseOperator):
             "stop_reason": report.stop_reason,
         }
         ti = context["ti"]
-        ti.xcom_push(key="usage", value=report.usage.model_dump())
+        ti.xcom_push(key="usage", value={**report.usage.model_dump(), **(billed or {})})
         push_spend(context, self.spend, self.aiml_conn_id)
         ti.xcom_push(key="batch", value=summary)
         if self._failure(report) is not None:
@@ -535,6 +676,10 @@ class _FilePreparation:
         self.model = model
         self.max_request_mb = max_request_mb
 
+    def text_body(self) -> dict[str, Any]:
+        """The record's body before its file is attached: what its estimate starts from."""
+        return {**self.template_body, "messages": self.text_only}
+
     def fetch(self) -> bytes:
         from airflow_provider_aiml.media.attachments import read_file
 
@@ -566,6 +711,16 @@ def _attach(messages: list[dict[str, Any]], parts: list[dict[str, Any]], file: S
             text = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
             return [*messages[:position], {**message, "content": [*text, *parts]}, *messages[position + 1 :]]
     raise AimlParameterError(f"record {file}: the messages have no user message to attach the file to")
+
+
+def _with_message(error: Exception, message: str) -> Exception:
+    """An error of ``error``'s type with another message (a dry run names the record that failed)."""
+    from airflow_provider_aiml.exceptions import AimlApiError
+
+    try:
+        return type(error)(message)
+    except TypeError:
+        return AimlApiError(message)
 
 
 def _names_files(text: str) -> bool:

@@ -13,6 +13,7 @@ from airflow_provider_aiml.operators._base import AimlBaseOperator, result_xcom_
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_aiml.hooks.aiml import PreparedChat
     from airflow_provider_aiml.models import ChatCompletionResult, Usage
 
 
@@ -144,6 +145,8 @@ class AimlChatCompletionOperator(AimlBaseOperator):
             stream=self.stream and not deferring,
             fallback_models=self.fallback_models or (),
         )
+        if attempt == 0:
+            self._log_estimate(call)
         if deferring:
             size = len(call.payload or b"")
             if size <= self.max_deferred_request_bytes:
@@ -165,6 +168,13 @@ class AimlChatCompletionOperator(AimlBaseOperator):
                 writer.flush()
                 return item
         raise AssertionError("the stream ended without a result")  # pragma: no cover - the hook always yields one
+
+    def _log_estimate(self, call: PreparedChat) -> None:
+        """One line with the call's cost range, from its body and the catalog entry checking it already read."""
+        from airflow_provider_aiml.batch.costs import call_estimate_line
+
+        entry = self.hook.model_profile(call.model).entry
+        self.log.info("%s", call_estimate_line("the call", call.model, call.body, entry))
 
     def _defer(self, messages: list[dict[str, Any]], request_id: str, *, attempt: int, spent: Usage) -> NoReturn:
         from airflow_provider_aiml.structured import TURNS_PER_REASK

@@ -30,6 +30,7 @@ RUN_HERE = {
     "dags/batch_guide.py",
     "dags/taskflow_guide.py",
     "hook_guide.py",
+    "dags/models_guide.py",
     "async_labels.py",
     "emulator_usage.py",
     "my_project/dags/review_labels.py",
@@ -117,6 +118,15 @@ def test_taskflow_guide_dag_maps_and_batches(dagbag, emulator):
     assert xcom(dag_run, "return_value", "publish") == "\n".join(f"- {note}" for note in notes)
     assert len(xcom(dag_run, "return_value", "people")) == 3
     assert len(emulator.chat_requests) == 5
+
+
+def test_models_guide(emulator, dagbag):
+    dag_run = run(dagbag, "docs_models_guide")
+    assert dag_run.state == "success"
+    sent = emulator.chat_requests[-1].json
+    assert sent["model"] == "anthropic/claude-sonnet-4.5"
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 4096}
+    assert "reasoning_budget_tokens" not in sent  # the provider's switch never goes on the wire
 
 
 def test_hook_guide_calls(emulator, monkeypatch, capsys):

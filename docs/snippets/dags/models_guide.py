@@ -1,4 +1,4 @@
-"""The samples of docs/models.md: a task with the reasoning switch, and the catalog read through the hook.
+"""The sample of docs/models.md: a task with the reasoning switch and a fallback model.
 
 The test suite runs them against the emulator (``aiml_default`` pointed at it), whose catalog serves the same
 families as the real API.
@@ -7,11 +7,9 @@ families as the real API.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from airflow.sdk import DAG
 
-from airflow_provider_aiml.hooks.aiml import AimlApiHook
 from airflow_provider_aiml.operators.chat import AimlChatCompletionOperator
 
 with DAG("docs_models_guide", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
@@ -25,15 +23,3 @@ with DAG("docs_models_guide", schedule=None, start_date=datetime(2026, 1, 1), ca
         fallback_models=["alibaba/qwen3-32b"],  # if it answers instead: enable_thinking=True, thinking_budget=4096
     )
     # --8<-- [end:reasoning-switch]
-
-
-def read_the_catalog() -> tuple[Any, list[dict[str, Any]]]:
-    # --8<-- [start:read-catalog]
-    hook = AimlApiHook()
-    entry = hook.get_model("gpt-4o")  # an id or an alias; None when the catalog does not list it
-    print(entry.id, sorted(entry.capabilities or ()), entry.context_length, entry.pricing.describe())
-
-    vision_models = hook.list_models(include=["pricing", "capabilities"], capabilities="vision")
-    print([item["id"] for item in vision_models])
-    # --8<-- [end:read-catalog]
-    return entry, vision_models
