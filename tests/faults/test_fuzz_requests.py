@@ -130,6 +130,8 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "parallel_tool_calls": st.booleans(),
     "prediction": st.fixed_dictionaries({"type": st.just("content"), "content": st.text(max_size=10)}),
     "stream_options": st.fixed_dictionaries({"include_usage": st.booleans()}),
+    "reasoning_effort": st.sampled_from(["low", "medium", "high"]),
+    "reasoning_budget_tokens": st.integers(1, 10**5),
 }
 NEAR_MISS: dict[str, st.SearchStrategy[Any]] = {
     "max_completion_tokens": st.sampled_from([0, -1, 1.5, 2.0, True, "100"]),
@@ -163,6 +165,8 @@ NEAR_MISS: dict[str, st.SearchStrategy[Any]] = {
     "parallel_tool_calls": st.sampled_from(["true", 1]),
     "prediction": st.sampled_from([{"type": "content"}, {"content": "x"}, "x"]),
     "stream_options": st.sampled_from([{}, {"include_usage": "yes"}, {"include_usage": True, "x": 1}]),
+    "reasoning_effort": st.sampled_from(["max", "LOW", "", 1, ["low"]]),
+    "reasoning_budget_tokens": st.sampled_from([0, -1, 1.5, "100", True]),
 }
 UNKNOWN_PARAMS = st.sampled_from(["temprature", "n", "logprobs", "stream", "enable_thinking", "top_k"])
 
