@@ -1,22 +1,43 @@
-"""Whether the emulated API takes a valid chat request: the model must be in the catalog, and the request must
-fit the model's context length (prompt tokens plus the completion tokens it reserves)."""
+"""Whether the emulated API takes a valid chat request: the model must be served (not deprecated, allowed by the
+key's scopes, in the catalog), and the request must fit the model's context length (prompt tokens plus the
+completion tokens it reserves)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_provider_aiml.testing.catalog import find_model
+from airflow_provider_aiml.testing.catalog_store import CatalogStore
 from airflow_provider_aiml.testing.error_bodies import VALIDATION_MESSAGE
 from airflow_provider_aiml.testing.replies import Completion
+from airflow_provider_aiml.testing.settings import EmulatorSettings
+
+DEPRECATED_MESSAGE = "Model is deprecated"
+SCOPE_MESSAGE = "This API key's scope does not allow the model {model}. Add it to the key's model scopes."
+
+
+def model_refusal(model: str, store: CatalogStore, settings: EmulatorSettings) -> tuple[int, str] | None:
+    """``(status, message)`` when the model is deprecated (404) or outside the key's scopes (403)."""
+    if store.is_deprecated(model):
+        return 404, DEPRECATED_MESSAGE
+    denied = {name.strip().lower() for name in settings.denied_models}
+    entry = store.find(model)
+    names = {model.strip().lower()} | ({str(n).lower() for n in (entry["id"], *entry["aliases"])} if entry else set())
+    if denied & names:
+        return 403, SCOPE_MESSAGE.format(model=model)
+    return None
 
 
 def admission_error(
-    body: Mapping[str, Any], completion: Completion, *, serve_unknown_models: bool = False
+    body: Mapping[str, Any],
+    completion: Completion,
+    entry: Mapping[str, Any] | None,
+    *,
+    serve_unknown_models: bool = False,
 ) -> tuple[int, str] | None:
-    """``(status, message)`` of the API's refusal, or ``None`` when the request is taken."""
+    """``(status, message)`` of the API's refusal, or ``None`` when the request is taken (``entry`` is the
+    model's catalog item, ``None`` when the catalog has none)."""
     model = str(body["model"])
-    entry = find_model(model)
     if entry is None:
         if serve_unknown_models:
             return None

@@ -25,7 +25,7 @@ def handle_control(
 
     Endpoints: ``POST faults``, ``POST fault_rates``, ``POST reset``, ``POST reply``, ``POST config``,
     ``POST|GET|DELETE script``, ``POST|DELETE loop``, ``GET requests``, ``GET request_log``, ``GET stats``,
-    ``GET config``.
+    ``GET config``, ``POST|GET|DELETE catalog``.
     """
     name = route[len(CONTROL_PREFIX) :].strip("/")
     handlers = {
@@ -43,6 +43,9 @@ def handle_control(
         ("DELETE", "script"): _clear_script,
         ("POST", "loop"): _loop,
         ("DELETE", "loop"): _stop_loop,
+        ("POST", "catalog"): _change_catalog,
+        ("GET", "catalog"): _get_catalog,
+        ("DELETE", "catalog"): _reset_catalog,
     }
     handler = handlers.get((method, name))
     if handler is None:
@@ -180,3 +183,29 @@ def _loop(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSetti
 def _stop_loop(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
     state.set_loop(None)
     return {"loop": None}
+
+
+def _change_catalog(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    """``{"put": [items], "remove": [ids], "deprecate": [ids]}``: add or replace items, take models out, or take
+    them out and answer ``Model is deprecated`` for them. Everything is checked before anything changes."""
+    unknown = sorted(set(payload) - {"put", "remove", "deprecate"})
+    if unknown:
+        raise ControlError(f"unknown catalog keys: {unknown}; allowed: put, remove, deprecate")
+    put, remove, deprecate = (payload.get(name, []) for name in ("put", "remove", "deprecate"))
+    if not isinstance(put, list) or not all(isinstance(item, dict) for item in put):
+        raise ControlError("'put' must be a list of catalog items")
+    for name, ids in (("remove", remove), ("deprecate", deprecate)):
+        if not isinstance(ids, list) or not all(isinstance(i, str) and i.strip() for i in ids):
+            raise ControlError(f"'{name}' must be a list of model ids")
+    state.catalog.put(put)
+    removed = state.catalog.remove(deprecate, deprecate=True) + state.catalog.remove(remove)
+    return {**state.catalog.summary(), "removed": removed}
+
+
+def _get_catalog(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    return state.catalog.summary()
+
+
+def _reset_catalog(payload: dict[str, Any], state: EmulatorState, settings: EmulatorSettings) -> dict[str, Any]:
+    state.catalog.reset()
+    return state.catalog.summary()

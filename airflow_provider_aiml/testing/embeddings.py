@@ -17,7 +17,8 @@ from typing import Any
 
 from airflow_provider_aiml.testing.catalog import find_model
 from airflow_provider_aiml.testing.error_bodies import VALIDATION_MESSAGE
-from airflow_provider_aiml.testing.replies import CREDITS_PER_USD, count_tokens
+from airflow_provider_aiml.testing.pricing import CREDITS_PER_USD
+from airflow_provider_aiml.testing.replies import count_tokens
 from airflow_provider_aiml.testing.validation import json_kind
 
 NATIVE_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}

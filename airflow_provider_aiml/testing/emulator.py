@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from airflow_provider_aiml.testing.catalog_store import CatalogStore
 from airflow_provider_aiml.testing.faults import Fault
 from airflow_provider_aiml.testing.records import RecordedRequest
 from airflow_provider_aiml.testing.replies import ReplyOverride
@@ -20,6 +21,7 @@ from airflow_provider_aiml.testing.settings import (
     normalize_api_keys,
 )
 from airflow_provider_aiml.testing.state import EmulatorState, normalize_fault_rates
+from airflow_provider_aiml.testing.usage_log import UsageRow
 
 logger = logging.getLogger(__name__)
 
@@ -201,8 +203,18 @@ class AimlApiEmulator:
         return self._state.scripted_replies_left
 
     def reset(self) -> None:
-        """Clear queued faults, the request log, counters, the reply override, the script and the tool loop."""
+        """Clear queued faults, the request log, counters and usage rows, the reply override, the script and the
+        tool loop; restore the built-in catalog."""
         self._state.reset()
+
+    @property
+    def catalog(self) -> CatalogStore:
+        """The models served: ``emu.catalog.put([...])``, ``emu.catalog.remove([...], deprecate=True)``."""
+        return self._state.catalog
+
+    def usage_rows(self, api_key: str) -> list[UsageRow]:
+        """The rows ``GET /v2/logs`` shows a key, oldest first."""
+        return self._state.usage_log.rows(api_key)
 
     # ------------------------------------------------------------------------------ inspecting
 

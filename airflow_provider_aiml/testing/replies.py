@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_aiml.testing.pricing import TokenRates, credits_to_usd
 from airflow_provider_aiml.testing.schema_instance import synthesize_instance
 from airflow_provider_aiml.testing.settings import MetaUsage, ReasoningStyle
 
 CREDITS_PER_TOKEN = 2
-CREDITS_PER_USD = 2_000_000
+"""What a token costs when the catalog has no token price for the model ($1 per million tokens)."""
 IMAGE_TOKENS = 85
 SUMMARY_WORDS = 30
 WORDS_PER_DELTA = 3
@@ -87,6 +88,8 @@ class Completion:
     tool_calls: tuple[ToolCall, ...] = field(default=())
     anthropic: bool = False
     """Rendered in the Anthropic family's shapes."""
+    rates: TokenRates | None = None
+    """The model's catalog token prices (``None``: ``CREDITS_PER_TOKEN`` for every token)."""
 
     @property
     def reasoning_tokens(self) -> int:
@@ -116,8 +119,10 @@ class Completion:
 
     @property
     def credits(self) -> int:
-        """Billed credits (``CREDITS_PER_TOKEN`` per token)."""
-        return CREDITS_PER_TOKEN * self.total_tokens
+        """Billed credits: the model's token prices, or ``CREDITS_PER_TOKEN`` per token without them."""
+        if self.rates is None:
+            return CREDITS_PER_TOKEN * self.total_tokens
+        return self.rates.credits(self.prompt_tokens, self.completion_tokens)
 
     @property
     def usd(self) -> float:
@@ -128,11 +133,6 @@ class Completion:
 def count_tokens(text: str) -> int:
     """Deterministic token estimate: one token per 4 characters, rounded up."""
     return math.ceil(len(text) / 4)
-
-
-def credits_to_usd(credits: int) -> float:
-    """Convert credits to USD at the documented rate."""
-    return round(credits / CREDITS_PER_USD, 9)
 
 
 def format_usd(usd: float) -> str:

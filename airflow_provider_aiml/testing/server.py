@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -19,10 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-from airflow_provider_aiml.testing import catalog
-from airflow_provider_aiml.testing.admission import admission_error
+from airflow_provider_aiml.testing.admission import admission_error, model_refusal
+from airflow_provider_aiml.testing.catalog_routes import catalog_answer, is_catalog_route
 from airflow_provider_aiml.testing.control import CONTROL_PREFIX, handle_control
-from airflow_provider_aiml.testing.embeddings import credits_for, embedding_problem, embedding_response
+from airflow_provider_aiml.testing.embeddings import credits_for, embedding_problem, embedding_response, model_id
 from airflow_provider_aiml.testing.error_bodies import (
     EMPTY_KEY_MESSAGE,
     INVALID_KEY_MESSAGE,
@@ -38,6 +39,9 @@ from airflow_provider_aiml.testing.error_bodies import (
     reason_phrase,
 )
 from airflow_provider_aiml.testing.faults import Fault
+from airflow_provider_aiml.testing.model_checks import model_errors
+from airflow_provider_aiml.testing.model_specs import chat_spec
+from airflow_provider_aiml.testing.pricing import TokenRates
 from airflow_provider_aiml.testing.records import CHAT_PATHS, EMBEDDINGS_PATHS, RecordedRequest
 from airflow_provider_aiml.testing.replies import (
     Completion,
@@ -50,6 +54,7 @@ from airflow_provider_aiml.testing.replies import (
 from airflow_provider_aiml.testing.scripts import BROKEN_DELIVERY_FAULTS, scripted_completion
 from airflow_provider_aiml.testing.settings import EmulatorSettings
 from airflow_provider_aiml.testing.state import EmulatorState
+from airflow_provider_aiml.testing.usage_log import UsageRow
 from airflow_provider_aiml.testing.validation import tool_call_id_errors, validate_chat_body
 
 logger = logging.getLogger(__name__)
@@ -57,7 +62,7 @@ logger = logging.getLogger(__name__)
 CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_BODY_BYTES = 32 * 1024 * 1024
 SLOW_BODY_PIECES = 8
-MODELS_PATHS = frozenset({"/v1/models", "/models", "/api/v1/models"})
+LOGS_PATH = "/v2/logs"
 EXPOSED_HEADERS = "x-inference-id, x-client-request-id, x-aimlapi-credits-used, x-aimlapi-usd-spent"
 _PERIOD = re.compile(r"^(\d+)([mhdw])$")
 _PERIOD_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -196,8 +201,12 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         self._log_token: int | None = None
         self._in_chat = False
         self._request_id = str(uuid.uuid4())
+        self._inference_id = str(uuid.uuid4())
+        self._key: str | None = None
+        self._charge: tuple[str, int, int] | None = None
+        self._billed_credits: int | None = None
         self._common_headers: list[tuple[str, str]] = [
-            ("x-inference-id", str(uuid.uuid4())),
+            ("x-inference-id", self._inference_id),
             ("x-request-id", self._request_id),
         ]
         raw_cid = self.headers.get("X-Client-Request-Id")
@@ -247,21 +256,15 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
 
     def _route(self, route: str, body: bytes) -> None:
         method = self.command
-        if method == "POST" and route in CHAT_PATHS:
-            self._chat(route, body)
-        elif method == "POST" and route in EMBEDDINGS_PATHS:
-            self._embeddings(route, body)
-        elif method == "GET" and route in MODELS_PATHS:
-            query = parse_qs(self.path.partition("?")[2])
-            self._send_json(
-                200, {"object": "list", "data": catalog.list_models(query.get("id", []), query.get("type", []))}
-            )
-        elif method == "GET" and route.startswith("/model/"):
-            item = catalog.find_model(route[len("/model/") :])
-            if item is None:
-                self._send_legacy(404, "Model not found")
-            else:
-                self._send_json(200, {"object": "model", "data": item})
+        if method == "POST" and route in CHAT_PATHS | EMBEDDINGS_PATHS:
+            try:
+                (self._chat if route in CHAT_PATHS else self._embeddings)(route, body)
+            finally:
+                self._log_usage(body)
+        elif is_catalog_route(method, route):
+            self._catalog(route)
+        elif method == "GET" and route == LOGS_PATH:
+            self._logs(route)
         elif method == "GET" and route == "/v2/billing":
             if self._authorize(route) is not None:
                 self._send_json(200, {"current_balance": self.server.settings.balance_usd, "currency": "USD"})
@@ -271,6 +274,36 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
                 self._send_json(200, self._usage(key))
         else:
             self._send_legacy(404, f"Cannot {method} {route}")
+
+    def _catalog(self, route: str) -> None:
+        """The public catalog routes; an outage set by ``catalog_status`` answers all of them."""
+        outage = self.server.settings.catalog_status
+        if outage is not None:
+            self._send_legacy(outage, default_message(outage))
+            return
+        query = parse_qs(self.path.partition("?")[2])
+        answer = catalog_answer(route, query, self.headers.get("If-None-Match"), self.server.state.catalog)
+        if answer.status == 304:
+            self._send(304, b"", None, answer.headers)
+        elif answer.message is not None:
+            self._send_legacy(answer.status, answer.message)
+        else:
+            self._send_json(answer.status, answer.payload, answer.headers)
+
+    def _logs(self, route: str) -> None:
+        """``GET /v2/logs``: the key's own rows, paged; 429 past ``logs_rate_limit`` reads a minute."""
+        key = self._authorize(route)
+        if key is None:
+            return
+        log = self.server.state.usage_log
+        if not log.admit_read(self.server.settings.logs_rate_limit):
+            self._send_legacy(429, default_message(429))
+            return
+        page = log.page(key, parse_qs(self.path.partition("?")[2]))
+        if isinstance(page, tuple):
+            self._send_legacy(*page)
+        else:
+            self._send_json(200, page)
 
     def _control(self, route: str, body: bytes) -> None:
         status, payload = handle_control(self.command, route, body, self.server.state, self.server.settings)
@@ -323,8 +356,16 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             self._send_legacy(400, f"{VALIDATION_MESSAGE} " + "; ".join(errors))
             return
         state = self.server.state
+        model = str(payload["model"])
+        spec = chat_spec(model)
+        refusal = model_refusal(model, state.catalog, settings)
+        errors = model_errors(spec, payload) if spec is not None and refusal is None else []
+        if refusal is None and errors:
+            refusal = 400, f"{VALIDATION_MESSAGE} " + "; ".join(errors)
+        entry = state.catalog.find(model)
         completion = build_completion(payload, state.reply_override)
-        refusal = admission_error(payload, completion, serve_unknown_models=settings.serve_unknown_models)
+        if refusal is None:
+            refusal = admission_error(payload, completion, entry, serve_unknown_models=settings.serve_unknown_models)
         if refusal is not None:
             self._send_legacy(*refusal)
             return
@@ -333,6 +374,9 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         scripted = state.take_scripted(payload, consume=not broken)
         if scripted is not None:
             completion = scripted_completion(payload, scripted, completion, state.next_call_id)
+        rates = None if entry is None else TokenRates.from_pricing(entry.get("pricing"))
+        completion = dataclasses.replace(completion, rates=rates)
+        self._charge = (str(entry["id"]) if entry else model, completion.prompt_tokens, completion.completion_tokens)
         completion_id = completion_id_for(payload["model"])
         created = int(time.time())
         if payload.get("stream") is True:
@@ -374,11 +418,11 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
                 if start:
                     self._wait(fault.seconds)
                 if start + step >= len(encoded):
-                    self.server.state.bill(credits)
+                    self._bill(credits)
                     self._leave_chat()
                 self.wfile.write(encoded[start : start + step])
         else:
-            self.server.state.bill(credits)
+            self._bill(credits)
             self._send(200, encoded, JSON_TYPE, headers)
 
     def _stream_reply(self, completion: Completion, completion_id: str, created: int, fault: Fault | None) -> None:
@@ -420,7 +464,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         if kind == "cut_stream":
             self._drop(abortive=False)
         if kind in (None, "delay", "slow_stream"):
-            self.server.state.bill(completion.credits)
+            self._bill(completion.credits)
         self._leave_chat()
         self.wfile.write(b"0\r\n\r\n")
 
@@ -436,13 +480,47 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         if problem is not None:
             self._send_legacy(*problem)
             return
-        document, _, usd = embedding_response(payload)
+        document, tokens, usd = embedding_response(payload)
+        self._charge = (model_id(str(payload["model"])), tokens, 0)
         self._wait(self.server.settings.latency)
         credits = credits_for(usd)
         headers: list[tuple[str, str]] = []
         if self.server.settings.cost_headers:
             headers += [("x-aimlapi-credits-used", str(credits)), ("x-aimlapi-usd-spent", format_usd(usd))]
         self._send_answer(_dumps(document), headers, fault, credits)
+
+    # ------------------------------------------------------------------------------ billing
+
+    def _bill(self, credits: int) -> None:
+        """Charge an answer delivered whole."""
+        self._billed_credits = credits
+        self.server.state.bill(credits)
+
+    def _log_usage(self, body: bytes) -> None:
+        """Add the request's ``GET /v2/logs`` row: billed, or failed at no cost (a key was given and taken)."""
+        if self._key is None:
+            return
+        billed = self._billed_credits
+        if billed is not None and self._charge is not None:
+            model, input_tokens, output_tokens = self._charge
+        else:
+            payload = _loads_or_none(body)
+            model = str(payload.get("model")) if isinstance(payload, dict) else "unknown"
+            entry = self.server.state.catalog.find(model)
+            model = str(entry["id"]) if entry is not None else model
+            billed, input_tokens, output_tokens = None, 0, 0
+        row = UsageRow(
+            created=datetime.now(UTC),
+            status="failed" if billed is None else "succeeded",
+            model=model,
+            credits=billed or 0,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            request_id=self._request_id,
+            inference_id=self._inference_id,
+            client_request_id=self._client_request_id,
+        )
+        self.server.state.usage_log.add(self._key, row)
 
     def _send_fault_status(self, fault: Fault, route: str) -> None:
         status = fault.code or 500
@@ -469,6 +547,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             elif allowed is not None and key not in allowed:
                 message = INVALID_KEY_MESSAGE
             else:
+                self._key = key
                 return key
         self._send(401, problem_body(401, message, route, self._request_id), PROBLEM_TYPE)
         return None

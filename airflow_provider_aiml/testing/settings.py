@@ -22,6 +22,9 @@ _RUNTIME_KEYS = (
     "balance_usd",
     "stream_cost",
     "serve_unknown_models",
+    "catalog_status",
+    "denied_models",
+    "logs_rate_limit",
 )
 
 
@@ -42,6 +45,13 @@ class EmulatorSettings:
     there, but no documented transcript shows it, so it is off by default."""
     serve_unknown_models: bool = False
     """Answer for model ids the catalog does not have, instead of the API's 404."""
+    catalog_status: int | None = None
+    """Answer the catalog routes (``/v1/models``, ``/model/{id}``, ``/docs-json``) with this error status: an
+    outage of the catalog, while chat goes on."""
+    denied_models: tuple[str, ...] = ()
+    """Model ids (or aliases) the key's scopes do not cover: chat answers 403, as for a key restricted to models."""
+    logs_rate_limit: int = 200
+    """``GET /v2/logs`` reads allowed per 60 s before it answers 429 (the API's figure)."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -58,6 +68,23 @@ class EmulatorSettings:
             raise ValueError(f"reasoning_style must be one of {REASONING_STYLES}, got {self.reasoning_style!r}")
         if self.meta_usage is not None and self.meta_usage not in META_USAGE_VARIANTS:
             raise ValueError(f"meta_usage must be None or one of {META_USAGE_VARIANTS}, got {self.meta_usage!r}")
+        if self.catalog_status is not None and (
+            isinstance(self.catalog_status, bool)
+            or not isinstance(self.catalog_status, int)
+            or not 400 <= self.catalog_status <= 599
+        ):
+            raise ValueError(
+                f"catalog_status must be None or an HTTP error status 400-599, got {self.catalog_status!r}"
+            )
+        if isinstance(self.denied_models, str) or not all(isinstance(m, str) for m in self.denied_models):
+            raise ValueError(f"denied_models must be a list of model ids, got {self.denied_models!r}")
+        self.denied_models = tuple(self.denied_models)
+        if (
+            isinstance(self.logs_rate_limit, bool)
+            or not isinstance(self.logs_rate_limit, int)
+            or self.logs_rate_limit < 1
+        ):
+            raise ValueError(f"logs_rate_limit must be a whole number >= 1, got {self.logs_rate_limit!r}")
         for name in ("send_done", "cost_headers", "stream_cost", "serve_unknown_models"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a boolean")
@@ -76,7 +103,7 @@ class EmulatorSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """The runtime options as JSON (API keys are not included)."""
-        return {key: getattr(self, key) for key in _RUNTIME_KEYS}
+        return {key: list(value) if isinstance(value := getattr(self, key), tuple) else value for key in _RUNTIME_KEYS}
 
 
 def normalize_api_keys(api_keys: Iterable[str] | None) -> frozenset[str] | None:

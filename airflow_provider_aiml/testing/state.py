@@ -10,10 +10,13 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from airflow_provider_aiml.testing.catalog_store import CatalogStore
 from airflow_provider_aiml.testing.faults import Fault
+from airflow_provider_aiml.testing.pricing import credits_to_usd
 from airflow_provider_aiml.testing.records import RecordedRequest
-from airflow_provider_aiml.testing.replies import ReplyOverride, credits_to_usd
+from airflow_provider_aiml.testing.replies import ReplyOverride
 from airflow_provider_aiml.testing.scripts import ScriptedReply, ToolLoop
+from airflow_provider_aiml.testing.usage_log import UsageLog
 
 
 def normalize_fault_rates(
@@ -58,6 +61,10 @@ class EmulatorState:
         self._script: deque[ScriptedReply] = deque()
         self._loop: ToolLoop | None = None
         self._call_ids = itertools.count(1)
+        self.catalog = CatalogStore()
+        """The models served (changed at run time through :class:`CatalogStore`)."""
+        self.usage_log = UsageLog()
+        """What ``GET /v2/logs`` reads: a row per generation request."""
 
     # -- request log --------------------------------------------------------------------------
 
@@ -252,7 +259,8 @@ class EmulatorState:
     # -- reset --------------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Clear queued faults, the log, counters, billing, the reply override and the script; re-seed."""
+        """Clear queued faults, the log, counters, billing and usage rows, the reply override and the script;
+        restore the built-in catalog; re-seed."""
         with self._lock:
             self._log.clear()
             self._slots.clear()
@@ -268,6 +276,8 @@ class EmulatorState:
             self._script.clear()
             self._loop = None
             self._call_ids = itertools.count(1)
+        self.catalog.reset()
+        self.usage_log.clear()
 
     def stats(self) -> dict[str, Any]:
         """Counters as JSON."""

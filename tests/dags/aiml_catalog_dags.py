@@ -50,3 +50,15 @@ with DAG("aiml_catalog_batch", schedule=None, start_date=START, catchup=False, t
         max_tokens=2048,
         temperature=0.5,
     )
+
+with DAG("aiml_catalog_scope_fallback", schedule=None, start_date=START, catchup=False, tags=["test"]):
+    AimlChatCompletionOperator(
+        task_id="ask",
+        prompt="Summarise: the lid was broken.",
+        model="gpt-4o",  # outside the key's scopes in the test: the API answers 403
+        fallback_models=["anthropic/claude-sonnet-4.5"],
+        temperature=0.7,
+    )
+
+with DAG("aiml_catalog_outage", schedule=None, start_date=START, catchup=False, tags=["test"]):
+    AimlChatCompletionOperator(task_id="ask", prompt="Summarise: the tea was great.", model="openai/gpt-4o-mini")

@@ -31,6 +31,7 @@ RUN_HERE = {
     "dags/taskflow_guide.py",
     "hook_guide.py",
     "dags/models_guide.py",
+    "dags/reconcile_guide.py",
     "async_labels.py",
     "emulator_usage.py",
     "my_project/dags/review_labels.py",
@@ -220,3 +221,15 @@ def test_my_project_example_passes_its_own_tests(tmp_path):
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert "2 passed" in completed.stdout
     assert json.dumps(completed.stdout).count("failed") == 0
+
+
+def test_reconcile_guide_reads_back_what_the_mapped_calls_cost(dagbag, emulator):
+    dag_run = run(dagbag, "docs_reconcile_guide")
+
+    assert dag_run.state == "success"
+    summary = xcom(dag_run, "return_value", "reconcile")
+    assert len(emulator.chat_requests) == 2
+    assert summary["billed_calls"] == 2
+    assert summary["billed_credits"] == emulator.credits_used
+    assert summary["billed_usd"] == pytest.approx(emulator.usd_spent, abs=1e-9)
+    assert (summary["failed_calls"], summary["missing_client_request_ids"], summary["complete"]) == (0, 0, True)

@@ -197,7 +197,10 @@ def test_urls_pass_through_and_files_go_inline(dagbag, emulator):
     [
         ("aiml_test_missing_image", "image file 'images/no_such_file.png' not found"),
         ("aiml_test_not_an_image", "is not a JPEG, PNG, GIF or WEBP image"),
-        ("aiml_test_invalid_param", "'temperature': Input should be less than or equal to 2"),
+        (
+            "aiml_test_invalid_param",
+            "'temperature' must be a number from 0 to 2 for 'alibaba/qwen3-vl-32b-thinking', got 5",
+        ),
         ("aiml_test_neither_prompt_nor_messages", "Give exactly one of 'prompt'"),
     ],
 )

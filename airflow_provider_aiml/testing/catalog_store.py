@@ -1,0 +1,119 @@
+"""One emulator's own catalog: the built-in models, changed at run time (a model added, re-priced, removed or
+deprecated), with the weak ``ETag`` its listing carries so clients can revalidate with ``If-None-Match``."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from airflow_provider_aiml.testing.catalog import DEPRECATED_MODELS, MODELS, names_of
+from airflow_provider_aiml.testing.pricing import TokenRates
+
+
+class CatalogStore:
+    """The models an emulator lists and serves, and the ids it answers ``Model is deprecated`` for. Thread-safe;
+    every change gives the catalog a new ``ETag``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[dict[str, Any]] = []
+        self._deprecated: set[str] = set()
+        self._version = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the built-in catalog."""
+        with self._lock:
+            self._items = copy.deepcopy(list(MODELS))
+            self._deprecated = {name.lower() for name in DEPRECATED_MODELS}
+            self._version += 1
+
+    def items(self) -> list[dict[str, Any]]:
+        """Every item with all its sections (deep copies)."""
+        with self._lock:
+            return copy.deepcopy(self._items)
+
+    def find(self, name: str) -> dict[str, Any] | None:
+        """The item whose id or alias is ``name`` (case-insensitive), or ``None``."""
+        wanted = name.strip().lower()
+        with self._lock:
+            item = next((item for item in self._items if wanted in names_of(item)), None)
+            return copy.deepcopy(item)
+
+    def is_deprecated(self, name: str) -> bool:
+        """Whether chat requests naming ``name`` get ``404 Model is deprecated``."""
+        with self._lock:
+            return name.strip().lower() in self._deprecated
+
+    def rates(self, name: str) -> TokenRates | None:
+        """The token rates of a model's catalog pricing (``None``: unknown model or no token price)."""
+        item = self.find(name)
+        return None if item is None else TokenRates.from_pricing(item.get("pricing"))
+
+    def put(self, items: Iterable[Mapping[str, Any]]) -> None:
+        """Add items, or replace the one with the same id (an item needs ``id`` and ``type``)."""
+        added = [_checked(item) for item in items]
+        if not added:
+            return
+        with self._lock:
+            for item in added:
+                self._items = [old for old in self._items if old["id"] != item["id"]] + [item]
+                self._deprecated -= names_of(item)
+            self._version += 1
+
+    def remove(self, ids: Iterable[str], *, deprecate: bool = False) -> list[str]:
+        """Take models out of the catalog (by id or alias); with ``deprecate`` their names also answer
+        ``Model is deprecated``. Returns the ids removed."""
+        wanted = {name.strip().lower() for name in ids}
+        if not wanted:
+            return []
+        with self._lock:
+            gone = [item for item in self._items if names_of(item) & wanted]
+            self._items = [item for item in self._items if item not in gone]
+            if deprecate:
+                self._deprecated |= wanted.union(*(names_of(item) for item in gone))
+            self._version += 1
+            return [item["id"] for item in gone]
+
+    def etag(self, payload: Any) -> str:
+        """The weak ``ETag`` of an answer built from this catalog (changes with the catalog and the query)."""
+        with self._lock:
+            version = self._version
+        digest = hashlib.sha1(json.dumps([version, payload], sort_keys=True).encode(), usedforsecurity=False)
+        return f'W/"{digest.hexdigest()[:20]}"'
+
+    def summary(self) -> dict[str, Any]:
+        """The ids listed and deprecated, as JSON (for the control endpoint)."""
+        with self._lock:
+            return {"models": [item["id"] for item in self._items], "deprecated": sorted(self._deprecated)}
+
+
+def _checked(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of an item to put, or ``ValueError`` naming the section that is not shaped as listings have it."""
+    if not isinstance(item, Mapping) or not isinstance(item.get("id"), str) or not item["id"].strip():
+        raise ValueError(f"a catalog item needs a non-empty string 'id', got {item!r}")
+    name = item["id"]
+    if not isinstance(item.get("type"), str):
+        raise ValueError(f"catalog item {name!r} needs a string 'type'")
+    for key in ("aliases", "tags", "capabilities"):
+        if key in item and not _strings(item[key]):
+            raise ValueError(f"catalog item {name!r}: {key!r} must be a list of strings")
+    for key in ("info", "pricing"):
+        if key in item and not isinstance(item[key], Mapping):
+            raise ValueError(f"catalog item {name!r}: {key!r} must be an object")
+    modalities = item.get("modalities", {})
+    if not isinstance(modalities, Mapping) or not all(_strings(modalities.get(k, [])) for k in ("input", "output")):
+        raise ValueError(f"catalog item {name!r}: 'modalities' must be {{input: [...], output: [...]}} of strings")
+    copied = copy.deepcopy(dict(item))
+    copied.setdefault("aliases", [])
+    copied.setdefault("info", {})
+    copied.setdefault("tags", [])
+    return copied
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
