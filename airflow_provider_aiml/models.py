@@ -157,6 +157,18 @@ def round_usd(amount: float) -> float:
     return round(amount, USD_DECIMALS)
 
 
+def format_usd(amount: float) -> str:
+    """Dollars for people, small amounts to the API's precision (7 decimals): $0.0013615, $0.0421, $12.34."""
+    amount = round_usd(amount)
+    if amount == 0:
+        return "$0.00"
+    if abs(amount) < 0.01:
+        return "$" + f"{amount:.7f}".rstrip("0")
+    if abs(amount) < 1:
+        return f"${amount:.4f}"
+    return f"${amount:,.2f}"
+
+
 class Usage(_Strict):
     """Token counts and cost of one call.
 

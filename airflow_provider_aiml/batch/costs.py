@@ -21,7 +21,7 @@ from airflow_provider_aiml.catalog.entry import ModelEntry
 from airflow_provider_aiml.catalog.estimate import estimate_call, estimate_calls
 from airflow_provider_aiml.catalog.pricing import CostEstimate, TokenPricing
 from airflow_provider_aiml.exceptions import AimlParameterError
-from airflow_provider_aiml.models import round_usd
+from airflow_provider_aiml.models import format_usd, round_usd
 
 
 def price_text(model: str, entry: ModelEntry | None) -> str:
@@ -108,7 +108,8 @@ class BatchEstimate:
         estimate = self.estimate
         if not self.unbounded_files:
             return estimate.describe()
-        cost = "unknown cost (no catalog price)" if estimate.low_usd is None else f"at least ${estimate.low_usd:.4f}"
+        low = estimate.low_usd
+        cost = "unknown cost (no catalog price)" if low is None else f"at least {format_usd(low)}"
         completion = (
             f", completion up to {estimate.completion_tokens_high:,}"
             if estimate.completion_tokens_high is not None

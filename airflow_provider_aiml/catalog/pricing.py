@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_aiml.models import round_usd
+from airflow_provider_aiml.models import format_usd, round_usd
 
 _MEASURES = {"input": "input", "prompt": "input", "output": "output", "completion": "output"}
 _CACHED_MEASURES = frozenset({"cached_input", "cache_read", "cached"})
@@ -102,9 +102,9 @@ class CostEstimate:
         if self.low_usd is None:
             cost = "unknown cost (no catalog price)"
         elif self.high_usd is None:
-            cost = f"at least ${self.low_usd:.4f} (no completion limit set)"
+            cost = f"at least {format_usd(self.low_usd)} (no completion limit set)"
         else:
-            cost = f"${self.low_usd:.4f} to ${self.high_usd:.4f}"
+            cost = f"{format_usd(self.low_usd)} to {format_usd(self.high_usd)}"
         completion = (
             f", completion up to {self.completion_tokens_high:,}" if self.completion_tokens_high is not None else ""
         )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_aiml.catalog.entry import STRUCTURED_OUTPUT, TOOLS, VISION, ModelEntry
-from airflow_provider_aiml.catalog.reasoning import ReasoningControl, control_from, known_family
+from airflow_provider_aiml.catalog.reasoning import ReasoningControl, control_from, known_family, thinks_only_streamed
 from airflow_provider_aiml.catalog.schema import RequestSchema
 from airflow_provider_aiml.exceptions import AimlParameterError
 
@@ -43,6 +43,7 @@ class ModelProfile:
         send what a schema leaves out (several Qwen pages send ``enable_thinking`` that their schema lacks).
         """
         self._check_capabilities(body)
+        self._check_streamed_thinking(body)
         schema = self.schema
         if schema is None:
             return
@@ -89,6 +90,14 @@ class ModelProfile:
             raise AimlParameterError(
                 f"{self.model!r} does not take a json_schema response_format ({self._missing(STRUCTURED_OUTPUT)}): "
                 "use {'type': 'json_object'} and describe the shape in the prompt, or choose another model"
+            )
+
+    def _check_streamed_thinking(self, body: Mapping[str, Any]) -> None:
+        model = self.entry.id if self.entry is not None else self.model
+        if body.get("enable_thinking") is True and body.get("stream") is not True and thinks_only_streamed(model):
+            raise AimlParameterError(
+                f"{self.model!r} thinks only on streamed calls (its page: enable_thinking must be false for "
+                "non-streaming calls): set stream=True, or drop the reasoning switch / enable_thinking"
             )
 
     def _lacks(self, capability: str) -> bool:

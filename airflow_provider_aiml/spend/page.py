@@ -14,7 +14,7 @@ from html import escape
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
-from airflow_provider_aiml.models import round_usd
+from airflow_provider_aiml.models import format_usd
 from airflow_provider_aiml.plugin import DAG_ROUTE
 from airflow_provider_aiml.spend.charts import PALETTE, bar_list, day_chart
 from airflow_provider_aiml.spend.report import RunSpend, SpendReport, Totals
@@ -53,18 +53,6 @@ class PageContext:
     """Set on a DAG's tab: the page shows that DAG only."""
     connections: Sequence[str] = ()
     """Connections the period's records name, for switching the key panel."""
-
-
-def format_usd(amount: float) -> str:
-    """Dollars, small amounts to the API's precision (7 decimals): $0.0013615, $0.0421, $12.34."""
-    amount = round_usd(amount)
-    if amount == 0:
-        return "$0.00"
-    if abs(amount) < 0.01:
-        return "$" + f"{amount:.7f}".rstrip("0")
-    if abs(amount) < 1:
-        return f"${amount:.4f}"
-    return f"${amount:,.2f}"
 
 
 def format_usd_axis(amount: float) -> str:

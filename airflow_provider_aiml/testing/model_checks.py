@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_aiml.testing.model_specs import ModelSpec
-from airflow_provider_aiml.testing.validation import json_kind
+from airflow_provider_aiml.testing.validation import json_kind, one_of, show_value
 
 SHARED_KEYS = frozenset({"model", "messages", "stream", "stream_options"})
 """Top-level keys left to :func:`.validation.validate_chat_body` alone."""
@@ -40,6 +40,8 @@ def model_errors(spec: ModelSpec, body: Mapping[str, Any]) -> list[str]:
         if key not in SHALLOW_KEYS:
             errors.extend(schema_errors(spec.properties[key], value, key))
     errors.extend(_budget_errors(spec, body))
+    if spec.thinks_only_streamed and body.get("enable_thinking") is True and body.get("stream") is not True:
+        errors.append("enable_thinking must be set to false for non-streaming calls")
     return errors
 
 
@@ -56,7 +58,7 @@ def schema_errors(schema: Mapping[str, Any], value: Any, path: str) -> list[str]
     if kind is not None and not _has_kind(kind, value):
         return [_fail(kind, json_kind(value), path)]
     if "enum" in schema and value not in schema["enum"]:
-        return [_fail(_one_of(schema["enum"]), _show(value), path)]
+        return [_fail(one_of(schema["enum"]), show_value(value), path)]
     if kind == "object":
         return _object_errors(schema, value, path)
     if kind == "array" and "items" in schema:
@@ -85,9 +87,9 @@ def _number_errors(schema: Mapping[str, Any], value: Any, path: str) -> list[str
         return [_fail("integer", "float", path)]
     low, high = schema.get("minimum"), schema.get("maximum")
     if low is not None and value < low:
-        return [_fail(f"{expected} >= {low:g}", _show(value), path)]
+        return [_fail(f"{expected} >= {low:g}", show_value(value), path)]
     if high is not None and value > high:
-        return [_fail(f"{expected} <= {high:g}", _show(value), path)]
+        return [_fail(f"{expected} <= {high:g}", show_value(value), path)]
     return []
 
 
@@ -116,7 +118,7 @@ def _message_errors(spec: ModelSpec, messages: Any) -> list[str]:
         if not isinstance(message, Mapping):
             continue
         if "role" in message and message["role"] not in spec.roles:
-            errors.append(_fail(_one_of(spec.roles), _show(message["role"]), f"messages[{i}].role"))
+            errors.append(_fail(one_of(spec.roles), show_value(message["role"]), f"messages[{i}].role"))
         content = message.get("content")
         for j, part in enumerate(content if isinstance(content, list) else []):
             kind = part.get("type") if isinstance(part, Mapping) else None
@@ -136,7 +138,7 @@ def _budget_errors(spec: ModelSpec, body: Mapping[str, Any]) -> list[str]:
     budget: Any = thinking.get("budget_tokens") if isinstance(thinking, Mapping) else None
     if not (_has_kind("number", budget) and _has_kind("number", max_tokens)) or budget < max_tokens:
         return []
-    return [_fail(f"number < {_show(max_tokens)} (max_tokens)", _show(budget), "thinking.budget_tokens")]
+    return [_fail(f"number < {show_value(max_tokens)} (max_tokens)", show_value(budget), "thinking.budget_tokens")]
 
 
 def _is_json_schema(value: Any) -> bool:
@@ -153,7 +155,7 @@ def _has_kind(kind: str, value: Any) -> bool:
 def _expected(schema: Mapping[str, Any]) -> str:
     """What a schema takes, as the ``Expected ...`` of an error says it."""
     if "enum" in schema:
-        return _one_of(schema["enum"])
+        return one_of(schema["enum"])
     members = schema.get("oneOf") or schema.get("anyOf")
     if members:
         return " | ".join(_expected(member) for member in members)
@@ -164,16 +166,3 @@ def _expected(schema: Mapping[str, Any]) -> str:
 
 def _fail(expected: str, received: str, path: str) -> str:
     return f'Expected {expected}, received {received} at "{path}"'
-
-
-def _show(value: Any) -> str:
-    """A received value as :mod:`.validation` shows it (strings quoted and cut, containers by kind)."""
-    if isinstance(value, str):
-        return repr(value if len(value) <= 40 else value[:37] + "...")
-    if isinstance(value, bool) or value is None or isinstance(value, list | Mapping):
-        return json_kind(value)
-    return repr(value)
-
-
-def _one_of(options: Any) -> str:
-    return " | ".join(repr(option) for option in options)

@@ -40,6 +40,8 @@ class ModelSpec:
     reasoning: bool = False
     """The model thinks (listed as the ``reasoning`` capability), whether or not a parameter steers it."""
     roles: tuple[str, ...] = PLAIN_ROLES
+    thinks_only_streamed: bool = False
+    """The model's page says ``enable_thinking`` "must be set to false for non-streaming calls"."""
 
     @property
     def tools(self) -> bool:
@@ -188,6 +190,7 @@ SPECS: tuple[ModelSpec, ...] = (
             }
         ),
         reasoning=True,
+        thinks_only_streamed=True,
     ),
     ModelSpec(
         "openai/gpt-4o",

@@ -205,6 +205,8 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         self._key: str | None = None
         self._charge: tuple[str, int, int] | None = None
         self._billed_credits: int | None = None
+        self._usage_body: bytes | None = None
+        """The body of a chat or embeddings request, whose ``GET /v2/logs`` row is still to be written."""
         self._common_headers: list[tuple[str, str]] = [
             ("x-inference-id", self._inference_id),
             ("x-request-id", self._request_id),
@@ -257,10 +259,11 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
     def _route(self, route: str, body: bytes) -> None:
         method = self.command
         if method == "POST" and route in CHAT_PATHS | EMBEDDINGS_PATHS:
+            self._usage_body = body
             try:
                 (self._chat if route in CHAT_PATHS else self._embeddings)(route, body)
             finally:
-                self._log_usage(body)
+                self._log_usage()  # an answer not delivered whole: failed, at no cost
         elif is_catalog_route(method, route):
             self._catalog(route)
         elif method == "GET" and route == LOGS_PATH:
@@ -351,17 +354,21 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         payload = self._admitted_body(route, body, fault)
         if payload is _REFUSED:
             return
-        errors = validate_chat_body(payload) or tool_call_id_errors(payload)
+        spec = (
+            chat_spec(payload["model"]) if isinstance(payload, dict) and isinstance(payload.get("model"), str) else None
+        )
+        state = self.server.state
+        # The shared checks first; then a deprecated or out-of-scope model is refused; then a model with a schema
+        # of its own is checked against it (its ranges, inputs and features), not against the seed model's ranges.
+        errors = validate_chat_body(payload, ranges=spec is None)
+        refusal = None if errors else model_refusal(str(payload["model"]), state.catalog, settings)
+        if refusal is None:
+            errors += model_errors(spec, payload) if spec is not None else []
+            errors = errors or tool_call_id_errors(payload)
         if errors:
             self._send_legacy(400, f"{VALIDATION_MESSAGE} " + "; ".join(errors))
             return
-        state = self.server.state
         model = str(payload["model"])
-        spec = chat_spec(model)
-        refusal = model_refusal(model, state.catalog, settings)
-        errors = model_errors(spec, payload) if spec is not None and refusal is None else []
-        if refusal is None and errors:
-            refusal = 400, f"{VALIDATION_MESSAGE} " + "; ".join(errors)
         entry = state.catalog.find(model)
         completion = build_completion(payload, state.reply_override)
         if refusal is None:
@@ -492,13 +499,15 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------------------ billing
 
     def _bill(self, credits: int) -> None:
-        """Charge an answer delivered whole."""
+        """Charge an answer about to be delivered whole (its row is written before its last bytes go out)."""
         self._billed_credits = credits
         self.server.state.bill(credits)
+        self._log_usage()
 
-    def _log_usage(self, body: bytes) -> None:
-        """Add the request's ``GET /v2/logs`` row: billed, or failed at no cost (a key was given and taken)."""
-        if self._key is None:
+    def _log_usage(self) -> None:
+        """Write the request's ``GET /v2/logs`` row once: billed, or failed at no cost (when a key was taken)."""
+        body, self._usage_body = self._usage_body, None
+        if self._key is None or body is None:
             return
         billed = self._billed_credits
         if billed is not None and self._charge is not None:
@@ -640,8 +649,11 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         raise _Dropped
 
     def _head(self, status: int, headers: Sequence[tuple[str, str]]) -> bytes:
-        """Status line and headers; also logs the status, before any byte reaches the client."""
+        """Status line and headers; also logs the status (and an error's usage row), before any byte reaches the
+        client."""
         self._status = status
+        if status >= 400:
+            self._log_usage()
         if self._log_token is not None:
             self.server.state.complete(self._log_token, status)
         self.log_request(status)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeGuard
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -16,12 +16,13 @@ MAX_STOP = 4
 MAX_TOOLS = 128
 
 
-def validate_chat_body(body: Any) -> list[str]:
+def validate_chat_body(body: Any, *, ranges: bool = True) -> list[str]:
     """Return the validation errors of a chat-completions body (empty when valid).
 
-    Each error reads like ``Expected number <= 2, received 3 at "temperature"``.
+    Each error reads like ``Expected number <= 2, received 3 at "temperature"``. ``ranges=False`` leaves out the
+    seed model's numeric ranges, for a model whose own schema gives them (:mod:`.model_checks`).
     """
-    return _Checker().run(body)
+    return _Checker(ranges=ranges).run(body)
 
 
 def tool_call_id_errors(body: Any) -> list[str]:
@@ -47,7 +48,7 @@ def tool_call_id_errors(body: Any) -> list[str]:
             if isinstance(call_id, str) and call_id and call_id not in seen:
                 errors.append(
                     "Expected the id of a tool call made by an earlier assistant message, "
-                    f'received {_show(call_id)} at "messages[{index}].tool_call_id"'
+                    f'received {show_value(call_id)} at "messages[{index}].tool_call_id"'
                 )
     return errors
 
@@ -69,7 +70,8 @@ def json_kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A received value as the errors show it: strings quoted and cut, containers and null by kind."""
     if isinstance(value, str):
         return repr(value if len(value) <= 40 else value[:37] + "...")
     if isinstance(value, bool) or value is None or isinstance(value, list | Mapping):
@@ -77,13 +79,15 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def _one_of(options: tuple[str, ...]) -> str:
+def one_of(options: Iterable[Any]) -> str:
+    """Allowed values as the errors list them: ``'a' | 'b'``."""
     return " | ".join(repr(option) for option in options)
 
 
 class _Checker:
-    def __init__(self) -> None:
+    def __init__(self, *, ranges: bool = True) -> None:
         self.errors: list[str] = []
+        self.ranges = ranges
 
     def fail(self, expected: str, received: str, path: str) -> None:
         self.errors.append(f'Expected {expected}, received {received} at "{path}"')
@@ -98,14 +102,15 @@ class _Checker:
         elif not model.strip():
             self.fail("non-empty string", "''", "model")
         self._messages(body)
-        self._number(body, "temperature", low=0, high=2)
-        self._number(body, "top_p", low=0.01, high=1)
-        self._number(body, "max_tokens", low=1)
-        self._number(body, "max_completion_tokens", low=1, integer=True)
-        self._number(body, "seed", low=1, integer=True)
-        self._number(body, "frequency_penalty", low=-2, high=2, nullable=True)
-        self._number(body, "presence_penalty", low=-2, high=2, nullable=True)
-        self._number(body, "repetition_penalty", nullable=True)
+        if self.ranges:
+            self._number(body, "temperature", low=0, high=2)
+            self._number(body, "top_p", low=0.01, high=1)
+            self._number(body, "max_tokens", low=1)
+            self._number(body, "max_completion_tokens", low=1, integer=True)
+            self._number(body, "seed", low=1, integer=True)
+            self._number(body, "frequency_penalty", low=-2, high=2, nullable=True)
+            self._number(body, "presence_penalty", low=-2, high=2, nullable=True)
+            self._number(body, "repetition_penalty", nullable=True)
         for key in ("stream", "parallel_tool_calls"):
             if key in body and not isinstance(body[key], bool):
                 self.fail("boolean", json_kind(body[key]), key)
@@ -143,9 +148,9 @@ class _Checker:
         if integer and not float(value).is_integer():
             self.fail("integer", "float", key)
         elif low is not None and value < low:
-            self.fail(f"{expected} >= {low:g}", _show(value), key)
+            self.fail(f"{expected} >= {low:g}", show_value(value), key)
         elif high is not None and value > high:
-            self.fail(f"{expected} <= {high:g}", _show(value), key)
+            self.fail(f"{expected} <= {high:g}", show_value(value), key)
 
     def _string(self, container: Mapping[str, Any], key: str, path: str, *, required: bool) -> bool:
         if key not in container:
@@ -195,7 +200,7 @@ class _Checker:
             return
         role = message.get("role")
         if role not in ROLES:
-            self.fail(_one_of(ROLES), "undefined" if "role" not in message else _show(role), f"{path}.role")
+            self.fail(one_of(ROLES), "undefined" if "role" not in message else show_value(role), f"{path}.role")
             return
         if "name" in message and not (role == "tool" and message["name"] is None):
             self._string(message, "name", f"{path}.name", required=False)
@@ -230,7 +235,7 @@ class _Checker:
                 continue
             self._string(call, "id", f"{call_path}.id", required=True)
             if call.get("type") != "function":
-                self.fail("'function'", _show(call.get("type")), f"{call_path}.type")
+                self.fail("'function'", show_value(call.get("type")), f"{call_path}.type")
             function = call.get("function")
             if self._object(function, f"{call_path}.function"):
                 self._string(function, "name", f"{call_path}.function.name", required=True)
@@ -256,7 +261,7 @@ class _Checker:
             return
         kind = part.get("type")
         if kind not in allowed:
-            self.fail(_one_of(allowed), _show(kind) if "type" in part else "undefined", f"{path}.type")
+            self.fail(one_of(allowed), show_value(kind) if "type" in part else "undefined", f"{path}.type")
             return
         if kind in ("text", "refusal"):
             self._string(part, kind, f"{path}.{kind}", required=True)
@@ -267,9 +272,9 @@ class _Checker:
         if self._string(image, "url", f"{path}.image_url.url", required=True) and not IMAGE_URL_PATTERN.match(
             image["url"]
         ):
-            self.fail("http(s) URL or data:image/...;base64 URI", _show(image["url"]), f"{path}.image_url.url")
+            self.fail("http(s) URL or data:image/...;base64 URI", show_value(image["url"]), f"{path}.image_url.url")
         if "detail" in image and image["detail"] not in IMAGE_DETAILS:
-            self.fail(_one_of(IMAGE_DETAILS), _show(image["detail"]), f"{path}.image_url.detail")
+            self.fail(one_of(IMAGE_DETAILS), show_value(image["detail"]), f"{path}.image_url.detail")
 
     # -- options ------------------------------------------------------------------------------
 
@@ -300,7 +305,7 @@ class _Checker:
             if not self._object(tool, path):
                 continue
             if tool.get("type") != "function":
-                self.fail("'function'", _show(tool.get("type")) if "type" in tool else "undefined", f"{path}.type")
+                self.fail("'function'", show_value(tool.get("type")) if "type" in tool else "undefined", f"{path}.type")
             function = tool.get("function")
             if not self._object(function, f"{path}.function"):
                 continue
@@ -317,7 +322,7 @@ class _Checker:
 
     def _name(self, container: Mapping[str, Any], path: str) -> None:
         if self._string(container, "name", path, required=True) and not NAME_PATTERN.match(container["name"]):
-            self.fail(f"string matching /{NAME_PATTERN.pattern}/", _show(container["name"]), path)
+            self.fail(f"string matching /{NAME_PATTERN.pattern}/", show_value(container["name"]), path)
 
     def _tool_choice(self, body: Mapping[str, Any]) -> None:
         if "tool_choice" not in body:
@@ -325,13 +330,13 @@ class _Checker:
         choice = body["tool_choice"]
         if isinstance(choice, str):
             if choice not in TOOL_CHOICES:
-                self.fail(_one_of(TOOL_CHOICES), _show(choice), "tool_choice")
+                self.fail(one_of(TOOL_CHOICES), show_value(choice), "tool_choice")
             return
         if not isinstance(choice, Mapping):
             self.fail("string | object", json_kind(choice), "tool_choice")
             return
         if choice.get("type") != "function":
-            self.fail("'function'", _show(choice.get("type")), "tool_choice.type")
+            self.fail("'function'", show_value(choice.get("type")), "tool_choice.type")
         function = choice.get("function")
         if not self._object(function, "tool_choice.function"):
             return
@@ -343,7 +348,7 @@ class _Checker:
             if isinstance(t, Mapping) and isinstance(t.get("function"), Mapping)
         ]
         if function["name"] not in names:
-            self.fail("the name of a function in tools", _show(function["name"]), "tool_choice.function.name")
+            self.fail("the name of a function in tools", show_value(function["name"]), "tool_choice.function.name")
 
     def _response_format(self, body: Mapping[str, Any]) -> None:
         if "response_format" not in body:
@@ -354,7 +359,7 @@ class _Checker:
         kinds = ("text", "json_object", "json_schema")
         kind = fmt.get("type")
         if kind not in kinds:
-            self.fail(_one_of(kinds), _show(kind) if "type" in fmt else "undefined", "response_format.type")
+            self.fail(one_of(kinds), show_value(kind) if "type" in fmt else "undefined", "response_format.type")
             return
         if kind != "json_schema":
             return

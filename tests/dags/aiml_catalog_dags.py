@@ -17,7 +17,7 @@ with DAG("aiml_catalog_reasoning", schedule=None, start_date=START, catchup=Fals
     for model, switch in (
         ("openai/gpt-5", {"reasoning_effort": "low"}),
         ("anthropic/claude-sonnet-4.5", {"reasoning_budget_tokens": 2048, "max_tokens": 4096}),
-        ("alibaba/qwen3-32b", {"reasoning_budget_tokens": 512}),
+        ("alibaba/qwen3-32b", {"reasoning_budget_tokens": 512, "stream": True}),  # it thinks only when streamed
     ):
         AimlChatCompletionOperator(
             task_id=model.split("/")[1].replace(".", "_"), prompt="Is 97 prime?", model=model, **switch
@@ -62,3 +62,8 @@ with DAG("aiml_catalog_scope_fallback", schedule=None, start_date=START, catchup
 
 with DAG("aiml_catalog_outage", schedule=None, start_date=START, catchup=False, tags=["test"]):
     AimlChatCompletionOperator(task_id="ask", prompt="Summarise: the tea was great.", model="openai/gpt-4o-mini")
+
+with DAG("aiml_catalog_thinking_needs_stream", schedule=None, start_date=START, catchup=False, tags=["test"]):
+    AimlChatCompletionOperator(
+        task_id="ask", prompt="Is 97 prime?", model="alibaba/qwen3-32b", reasoning_budget_tokens=512
+    )

@@ -107,3 +107,13 @@ def test_an_outage_of_the_catalog_blocks_nothing_and_is_logged_once(
     assert out.count("The model catalog could not be read for openai/gpt-4o-mini") == 1
     reads = [r for r in catalog_reads(aiml_connection) if r.startswith("/model/")]
     assert len(reads) == 1  # the failure is remembered for a quiet minute, not asked again on every call
+
+
+def test_thinking_on_a_model_that_thinks_only_when_streamed_fails_before_any_call(
+    dagbag: Any, aiml_connection: AimlApiEmulator, capsys: Any
+) -> None:
+    dag_run = run(dagbag, "aiml_catalog_thinking_needs_stream")
+
+    assert dag_run.state == "failed"
+    assert aiml_connection.chat_requests == []
+    assert "'alibaba/qwen3-32b' thinks only on streamed calls" in capsys.readouterr().out

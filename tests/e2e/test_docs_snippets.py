@@ -128,6 +128,14 @@ def test_models_guide(emulator, dagbag):
     assert sent["model"] == "anthropic/claude-sonnet-4.5"
     assert sent["thinking"] == {"type": "enabled", "budget_tokens": 4096}
     assert "reasoning_budget_tokens" not in sent  # the provider's switch never goes on the wire
+    chosen = xcom(dag_run, "return_value", "cheapest_vision_model")
+    vision = [
+        m for m in emulator.catalog.items() if "vision" in m["capabilities"] and m["type"].endswith("chat-completions")
+    ]
+    assert chosen["model"] == "openai/gpt-4o-mini"  # the cheapest of the emulator's vision models
+    assert len(vision) > 3
+    assert chosen["usd_per_1k_in_1k_out"] == pytest.approx((0.15 + 0.6) / 1000)
+    assert chosen["price"] == "$0.15 in / $0.6 out per 1M tokens"
 
 
 def test_hook_guide_calls(emulator, monkeypatch, capsys):

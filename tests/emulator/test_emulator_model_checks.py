@@ -154,7 +154,7 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("openai/gpt-5", {"response_format": JSON_SCHEMA}),
     ("openai/gpt-4o", {"n": None, "stop": ["\n"], "logit_bias": {"50256": -100}, "frequency_penalty": None}),
     ("openai/gpt-4o", {"prediction": {"type": "content", "content": [{"type": "text", "text": "x"}]}}),
-    ("alibaba/qwen3-32b", {"enable_thinking": True, "thinking_budget": 1}),
+    ("alibaba/qwen3-32b", {"enable_thinking": True, "thinking_budget": 1, "stream": True}),
     ("zhipu/glm-4.5", {"thinking": {"type": "disabled"}}),
     ("x-ai/grok-4-07-09", {"reasoning": {"effort": "high", "exclude": True}}),
     ("deepseek/deepseek-r1", {"tools": []}),
@@ -242,3 +242,11 @@ def test_seed_model_accepts_a_typical_body_with_an_image() -> None:
         "response_format": JSON_SCHEMA,
     }
     assert model_errors(spec, body) == []
+
+
+def test_qwen3_32b_thinks_only_on_streamed_calls() -> None:
+    assert errors("alibaba/qwen3-32b", enable_thinking=True) == [
+        "enable_thinking must be set to false for non-streaming calls"
+    ]
+    assert errors("alibaba/qwen3-32b", enable_thinking=True, stream=True) == []
+    assert errors("alibaba/qwen3-32b", enable_thinking=False) == []

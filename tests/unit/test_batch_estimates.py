@@ -18,7 +18,7 @@ import pytest
 import respx
 
 from airflow_provider_aiml.exceptions import AimlBatchError, AimlFileError, AimlParameterError
-from airflow_provider_aiml.models import DEFAULT_MODEL
+from airflow_provider_aiml.models import DEFAULT_MODEL, format_usd
 from airflow_provider_aiml.operators.batch import AimlBatchChatCompletionOperator
 
 pytestmark = pytest.mark.catalog
@@ -143,7 +143,7 @@ def test_the_batch_logs_its_estimate_before_the_first_call(capsys):
     out = logged(capsys)
     [line] = [line for line in out.splitlines() if "Cost estimate of" in line]
     assert (
-        f"Cost estimate of 3 records to {DEFAULT_MODEL}: ${low_usd:.4f} to ${high_usd:.4f} for 3 calls "
+        f"Cost estimate of 3 records to {DEFAULT_MODEL}: {format_usd(low_usd)} to {format_usd(high_usd)} for 3 calls "
         f"(prompt {low:,}-{high:,} tokens, completion up to 600), at $500 in / $2000 out per 1M tokens"
     ) in line
     assert out.index("Cost estimate of") < out.index("Batch of 3 records")  # before the runner starts
@@ -157,8 +157,8 @@ def test_without_a_completion_limit_the_models_output_max_bounds_the_estimate(ca
         api.post(CHAT_URL).mock(return_value=answer())
         batch().execute(context()[0])
     assert (
-        f": ${low_usd:.4f} to ${high_usd:.4f} for 3 calls (prompt {low:,}-{high:,} tokens, completion up to "
-        f"{3 * OUTPUT_MAX:,})"
+        f": {format_usd(low_usd)} to {format_usd(high_usd)} for 3 calls (prompt {low:,}-{high:,} tokens, "
+        f"completion up to {3 * OUTPUT_MAX:,})"
     ) in logged(capsys)
 
 
@@ -180,7 +180,8 @@ def test_file_records_count_their_text_low_and_the_context_length_high(tmp_path,
     assert chat.call_count == 2
     [line] = [line for line in logged(capsys).splitlines() if "Cost estimate of" in line]
     assert (
-        f"${low_usd:.4f} to ${high_usd:.4f} for 2 calls (prompt {low:,}-{2 * CONTEXT:,} tokens, completion up to 200)"
+        f"{format_usd(low_usd)} to {format_usd(high_usd)} for 2 calls (prompt {low:,}-{2 * CONTEXT:,} tokens, "
+        "completion up to 200)"
     ) in line
     assert "the attachments of 2 file records are not read yet" in line
     assert f"up to the model's {CONTEXT:,}-token context length (dry_run=True reads them)" in line
@@ -531,7 +532,7 @@ def test_the_chat_operator_logs_the_estimate_of_its_call(capsys):
     assert catalog.call_count == 1
     out = logged(capsys)
     assert (
-        f"Cost estimate of the call to {DEFAULT_MODEL}: ${low_usd:.4f} to ${high_usd:.4f} for 1 call "
+        f"Cost estimate of the call to {DEFAULT_MODEL}: {format_usd(low_usd)} to {format_usd(high_usd)} for 1 call "
         f"(prompt {low:,}-{high:,} tokens, completion up to 300), at $500 in / $2000 out per 1M tokens"
     ) in out
     assert out.index("Cost estimate of the call") < out.index("Calling the AI/ML API")
@@ -555,6 +556,6 @@ def test_the_agent_logs_the_estimate_of_its_first_step(capsys):
     [line] = [line for line in logged(capsys).splitlines() if "Cost estimate of" in line]
     assert "Cost estimate of the first agent step (per step: " in line
     assert (
-        f"to {DEFAULT_MODEL}: ${low_usd:.4f} to ${high_usd:.4f} for 1 call (prompt {low:,}-{high:,} tokens, "
-        "completion up to 500), at $500 in / $2000 out per 1M tokens"
+        f"to {DEFAULT_MODEL}: {format_usd(low_usd)} to {format_usd(high_usd)} for 1 call "
+        f"(prompt {low:,}-{high:,} tokens, completion up to 500), at $500 in / $2000 out per 1M tokens"
     ) in line

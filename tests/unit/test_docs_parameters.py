@@ -252,3 +252,20 @@ def test_a_streamed_call_asks_for_usage_unless_told_otherwise():
     assert build_chat_body(DEFAULT_MODEL, MESSAGES, {}, stream=True, extra_body=own)["stream_options"] == {
         "include_usage": False
     }
+
+
+# --- the family tables --------------------------------------------------------------------------------------
+
+
+def test_the_family_tables_are_those_the_checks_make():
+    """``scripts/parameters_page.py --check``: the section between the model-families markers is what the
+    schema reader makes of each emulated model's schema today (rerun the script after changing either)."""
+    import subprocess
+    import sys
+
+    script = PAGE.parents[1] / "scripts" / "parameters_page.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    section = PAGE.read_text(encoding="utf-8").split("<!-- model-families -->")[1]
+    assert section.count("\n### `") == 9  # one table per chat model of the emulator's catalog
+    assert "| `temperature` | number, from 0 to 1 | no |" in section  # Claude's narrower range

@@ -306,13 +306,29 @@ def test_a_parameter_the_model_does_not_take_is_refused_but_extra_body_keys_pass
 # --- the reasoning switch ------------------------------------------------------------------------------------------
 
 
+QWEN_OMNI = ("qwen3.5-omni-plus", *QWEN3_32B[1:])
+"""A Qwen model with qwen3-32b's schema that thinks on plain calls too (qwen3-32b itself only when streamed)."""
+
+
+def test_the_reasoning_switch_on_qwen3_32b_needs_a_stream(monkeypatch, api, chat, catalog) -> None:
+    catalog.serve(QWEN3_32B)
+    hook = hook_for(monkeypatch)
+    with pytest.raises(AimlParameterError, match="'alibaba/qwen3-32b' thinks only on streamed calls"):
+        hook.chat_completion(TEXT_MESSAGES, model="alibaba/qwen3-32b", reasoning_budget_tokens=512)
+    with pytest.raises(AimlParameterError, match="thinks only on streamed calls"):
+        hook.chat_completion(TEXT_MESSAGES, model="alibaba/qwen3-32b", extra_body={"enable_thinking": True})
+    assert chat.route.call_count == 0
+    hook.chat_completion(TEXT_MESSAGES, model="alibaba/qwen3-32b", extra_body={"enable_thinking": False})
+    assert chat.last_body["enable_thinking"] is False
+
+
 @pytest.mark.parametrize(
     ("spec", "params", "expected"),
     [
         (GPT_5, {"reasoning_effort": "high"}, {"reasoning_effort": "high"}),
         (GROK_4, {"reasoning_effort": "low"}, {"reasoning": {"effort": "low"}}),
         (GROK_4, {"reasoning_budget_tokens": 2048}, {"reasoning": {"max_tokens": 2048}}),
-        (QWEN3_32B, {"reasoning_budget_tokens": 1024}, {"enable_thinking": True, "thinking_budget": 1024}),
+        (QWEN_OMNI, {"reasoning_budget_tokens": 1024}, {"enable_thinking": True, "thinking_budget": 1024}),
         (
             CLAUDE,
             {"reasoning_budget_tokens": 2048, "max_tokens": 8192},
