@@ -104,13 +104,14 @@ KNOWN_FAMILIES: tuple[tuple[str, ReasoningControl], ...] = (
 families, matched on the model id. A model matching none gets a clear error for a reasoning switch."""
 
 
-STREAMED_THINKING_ONLY: tuple[str, ...] = ("alibaba/qwen3-32b",)
+STREAMED_THINKING_ONLY: tuple[str, ...] = ("alibaba/qwen3-32b", "qwen3-32b")
 """Models that think only on streamed calls: their page says ``enable_thinking`` "must be set to false for
 non-streaming calls" (``../shared`` API notes, section 2)."""
 
 
 def thinks_only_streamed(model: str) -> bool:
-    """Whether ``model`` (an id, not an alias) refuses ``enable_thinking: true`` on a non-streamed call."""
+    """Whether ``model`` (its id, or its alias when the catalog could not be read) refuses ``enable_thinking:
+    true`` on a non-streamed call."""
     return model.lower() in STREAMED_THINKING_ONLY
 
 

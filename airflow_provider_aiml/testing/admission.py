@@ -20,7 +20,8 @@ def model_refusal(model: str, store: CatalogStore, settings: EmulatorSettings) -
     """``(status, message)`` when the model is deprecated (404) or outside the key's scopes (403)."""
     if store.is_deprecated(model):
         return 404, DEPRECATED_MESSAGE
-    denied = {name.strip().lower() for name in settings.denied_models}
+    listed = settings.denied_models  # set as an attribute, it skipped validation: a lone string is one id
+    denied = {name.strip().lower() for name in ([listed] if isinstance(listed, str) else listed)}
     entry = store.find(model)
     names = {model.strip().lower()} | ({str(n).lower() for n in (entry["id"], *entry["aliases"])} if entry else set())
     if denied & names:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from airflow_provider_aiml.testing.catalog import DEPRECATED_MODELS, MODELS, names_of
 from airflow_provider_aiml.testing.pricing import TokenRates
@@ -105,6 +106,11 @@ def _checked(item: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("info", "pricing"):
         if key in item and not isinstance(item[key], Mapping):
             raise ValueError(f"catalog item {name!r}: {key!r} must be an object")
+    units = item.get("pricing", {}).get("units", [])
+    if not isinstance(units, list) or not all(_price_unit(unit) for unit in units):
+        raise ValueError(
+            f"catalog item {name!r}: 'pricing.units' must be a list of {{name, measure, price >= 0, per > 0}}"
+        )
     modalities = item.get("modalities", {})
     if not isinstance(modalities, Mapping) or not all(_strings(modalities.get(k, [])) for k in ("input", "output")):
         raise ValueError(f"catalog item {name!r}: 'modalities' must be {{input: [...], output: [...]}} of strings")
@@ -113,6 +119,17 @@ def _checked(item: Mapping[str, Any]) -> dict[str, Any]:
     copied.setdefault("info", {})
     copied.setdefault("tags", [])
     return copied
+
+
+def _price_unit(unit: Any) -> bool:
+    if not isinstance(unit, Mapping):
+        return False
+    price, per = unit.get("price"), unit.get("per", 1)
+    return _finite(price) and _finite(per) and price >= 0 and per > 0
+
+
+def _finite(value: Any) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _strings(value: Any) -> bool:

@@ -81,9 +81,9 @@ def _number_errors(schema: Mapping[str, Any], value: Any, path: str) -> list[str
     expected = schema["type"]
     if not _has_kind(expected, value):
         return [_fail(expected, json_kind(value), path)]
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):  # (a huge JSON integer is finite: no float() of it)
         return [_fail(expected, "non-finite number", path)]
-    if expected == "integer" and not float(value).is_integer():
+    if expected == "integer" and isinstance(value, float) and not value.is_integer():
         return [_fail("integer", "float", path)]
     low, high = schema.get("minimum"), schema.get("maximum")
     if low is not None and value < low:

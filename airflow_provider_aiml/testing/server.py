@@ -354,22 +354,21 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         payload = self._admitted_body(route, body, fault)
         if payload is _REFUSED:
             return
-        spec = (
-            chat_spec(payload["model"]) if isinstance(payload, dict) and isinstance(payload.get("model"), str) else None
-        )
         state = self.server.state
+        named = payload.get("model") if isinstance(payload, dict) else None
+        entry = state.catalog.find(named) if isinstance(named, str) else None
+        spec = chat_spec(str(entry["id"]) if entry is not None else named) if isinstance(named, str) else None
         # The shared checks first; then a deprecated or out-of-scope model is refused; then a model with a schema
         # of its own is checked against it (its ranges, inputs and features), not against the seed model's ranges.
         errors = validate_chat_body(payload, ranges=spec is None)
-        refusal = None if errors else model_refusal(str(payload["model"]), state.catalog, settings)
-        if refusal is None:
-            errors += model_errors(spec, payload) if spec is not None else []
-            errors = errors or tool_call_id_errors(payload)
+        refusal = None if errors else model_refusal(str(named), state.catalog, settings)
+        if refusal is None and spec is not None:
+            errors += _new_paths(model_errors(spec, payload), errors)
+        errors = errors or tool_call_id_errors(payload)
         if errors:
             self._send_legacy(400, f"{VALIDATION_MESSAGE} " + "; ".join(errors))
             return
-        model = str(payload["model"])
-        entry = state.catalog.find(model)
+        model = str(named)
         completion = build_completion(payload, state.reply_override)
         if refusal is None:
             refusal = admission_error(payload, completion, entry, serve_unknown_models=settings.serve_unknown_models)
@@ -473,6 +472,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         if kind in (None, "delay", "slow_stream"):
             self._bill(completion.credits)
         self._leave_chat()
+        self._log_usage()
         self.wfile.write(b"0\r\n\r\n")
 
     # ------------------------------------------------------------------------------ embeddings
@@ -514,7 +514,8 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             model, input_tokens, output_tokens = self._charge
         else:
             payload = _loads_or_none(body)
-            model = str(payload.get("model")) if isinstance(payload, dict) else "unknown"
+            named = payload.get("model") if isinstance(payload, dict) else None
+            model = named if isinstance(named, str) else "unknown"
             entry = self.server.state.catalog.find(model)
             model = str(entry["id"]) if entry is not None else model
             billed, input_tokens, output_tokens = None, 0, 0
@@ -635,6 +636,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
 
     def _drop(self, *, abortive: bool) -> None:
         """Close the connection without (the rest of) a response; ``abortive`` sends a TCP reset."""
+        self._log_usage()  # before the client can see the connection go
         self.close_connection = True
         connection = self.connection
         try:
@@ -676,6 +678,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         fields += [("Content-Length", str(len(body))), *headers]
         data = self._head(status, fields) + body
         self._leave_chat()
+        self._log_usage()  # the row is there before the answer is (a billed one's already is)
         self.wfile.write(data)
 
     def _send_json(self, status: int, payload: Any, headers: Sequence[tuple[str, str]] = ()) -> None:
@@ -692,6 +695,12 @@ _REFUSED = object()
 
 def _dumps(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _new_paths(errors: list[str], known: list[str]) -> list[str]:
+    """The errors about places ``known`` says nothing of (one message per place, the shared checks' first)."""
+    seen = {error.rpartition(" at ")[2] for error in known}
+    return [error for error in errors if error.rpartition(" at ")[2] not in seen or " at " not in error]
 
 
 def _loads_or_none(body: bytes) -> Any:

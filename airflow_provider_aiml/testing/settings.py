@@ -76,7 +76,8 @@ class EmulatorSettings:
             raise ValueError(
                 f"catalog_status must be None or an HTTP error status 400-599, got {self.catalog_status!r}"
             )
-        if isinstance(self.denied_models, str) or not all(isinstance(m, str) for m in self.denied_models):
+        denied = self.denied_models
+        if not isinstance(denied, list | tuple) or not all(isinstance(m, str) for m in denied):
             raise ValueError(f"denied_models must be a list of model ids, got {self.denied_models!r}")
         self.denied_models = tuple(self.denied_models)
         if (

@@ -23,6 +23,7 @@ DEFAULT_LIMIT = 20
 MAX_WINDOW = timedelta(days=92)
 RATE_WINDOW_S = 60.0
 _PERIOD = re.compile(r"^([1-9][0-9]{0,4})([hd])$")
+_DIGITS = re.compile(r"[0-9]{1,9}")
 
 Problem = tuple[int, str]
 
@@ -60,7 +61,8 @@ class UsageRow:
 
 
 class UsageLog:
-    """The rows of every key, and the times of recent ``GET /v2/logs`` reads (for the rate limit)."""
+    """The rows of every key, and the times of recent ``GET /v2/logs`` reads (for the rate limit, counted over
+    all keys: the API does not say whether its limit is per key)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -143,7 +145,7 @@ def _window(query: Mapping[str, Sequence[str]]) -> tuple[datetime, datetime]:
         raise _BadQuery("Give the window: period, or start and end")
     try:
         began, ended = (_instant(value) for value in (start, end))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise _BadQuery(f"start and end must be ISO-8601 dates and times, got {start!r} and {end!r}") from None
     if ended < began or ended - began > MAX_WINDOW:
         raise _BadQuery("end must follow start, within 92 days")
@@ -152,9 +154,9 @@ def _window(query: Mapping[str, Sequence[str]]) -> tuple[datetime, datetime]:
 
 def _paging(query: Mapping[str, Sequence[str]]) -> tuple[int, int]:
     raw_limit, raw_offset = _first(query, "limit") or str(DEFAULT_LIMIT), _first(query, "offset") or "0"
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= PAGE_LIMIT_MAX:
+    if not _DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= PAGE_LIMIT_MAX:
         raise _BadQuery(f"limit must be a whole number from 1 to {PAGE_LIMIT_MAX}, got {raw_limit!r}")
-    if not raw_offset.isdigit():
+    if not _DIGITS.fullmatch(raw_offset):
         raise _BadQuery(f"offset must be a whole number >= 0, got {raw_offset!r}")
     return int(raw_limit), int(raw_offset)
 

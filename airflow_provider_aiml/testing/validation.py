@@ -142,10 +142,10 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(expected, json_kind(value), key)
             return
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):  # a huge JSON integer is finite (and no float)
             self.fail(expected, "non-finite number", key)
             return
-        if integer and not float(value).is_integer():
+        if integer and isinstance(value, float) and not value.is_integer():
             self.fail("integer", "float", key)
         elif low is not None and value < low:
             self.fail(f"{expected} >= {low:g}", show_value(value), key)

@@ -55,9 +55,10 @@ with DAG("aiml_catalog_scope_fallback", schedule=None, start_date=START, catchup
     AimlChatCompletionOperator(
         task_id="ask",
         prompt="Summarise: the lid was broken.",
-        model="gpt-4o",  # outside the key's scopes in the test: the API answers 403
+        model="grok-4-07-09",  # by its alias; outside the key's scopes in the test: the API answers 403
         fallback_models=["anthropic/claude-sonnet-4.5"],
-        temperature=0.7,
+        reasoning_budget_tokens=2048,
+        max_tokens=4096,
     )
 
 with DAG("aiml_catalog_outage", schedule=None, start_date=START, catchup=False, tags=["test"]):

@@ -56,12 +56,15 @@ def test_a_deprecated_model_falls_back_and_xcom_says_which_answered(
     assert spend["model"] == "openai/gpt-4o-mini"  # the spend is the answering model's
 
 
-def test_images_to_a_text_only_model_fail_before_any_call(dagbag: Any, aiml_connection: AimlApiEmulator) -> None:
+def test_images_to_a_text_only_model_fail_before_any_call(
+    dagbag: Any, aiml_connection: AimlApiEmulator, capsys: Any
+) -> None:
     dag_run = run(dagbag, "aiml_catalog_refused")
 
     assert dag_run.state == "failed"
     assert state(dag_run, "image_to_text_model") == "failed"
     assert aiml_connection.chat_requests == []  # refused by the provider, not by the API
+    assert "'alibaba/qwen3-32b' does not take images (no 'vision' capability in the catalog)" in capsys.readouterr().out
 
 
 def test_a_batch_checks_once_and_sends_every_record_in_the_models_keys(
@@ -81,14 +84,18 @@ def test_a_batch_checks_once_and_sends_every_record_in_the_models_keys(
 def test_a_model_outside_the_keys_scopes_falls_back_rechecked_for_the_next(
     dagbag: Any, aiml_connection: AimlApiEmulator
 ) -> None:
-    aiml_connection.settings.denied_models = ("openai/gpt-4o",)
+    aiml_connection.settings.denied_models = ("x-ai/grok-4-07-09",)
 
     dag_run = run(dagbag, "aiml_catalog_scope_fallback")
 
     assert dag_run.state == "success"
-    asked = [(r.json["model"], r.status) for r in aiml_connection.chat_requests]
-    assert asked == [("gpt-4o", 403), ("anthropic/claude-sonnet-4.5", 200)]
-    assert xcom(dag_run, "response", "ask")["fallback_from"] == ["gpt-4o"]
+    refused, answered = aiml_connection.chat_requests
+    assert (refused.json["model"], refused.status) == ("grok-4-07-09", 403)
+    assert (answered.json["model"], answered.status) == ("anthropic/claude-sonnet-4.5", 200)
+    assert refused.json["reasoning"] == {"max_tokens": 2048}  # the one switch, in each model's own keys
+    assert answered.json["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert "reasoning" not in answered.json
+    assert xcom(dag_run, "response", "ask")["fallback_from"] == ["grok-4-07-09"]
     usage = xcom(dag_run, "usage", "ask")
     assert usage["credits_used"] == aiml_connection.credits_used  # the refused call was not billed
 

@@ -13,7 +13,7 @@ import pytest
 
 from airflow_provider_aiml.testing import AimlApiEmulator
 from airflow_provider_aiml.testing.catalog import DEPRECATED_MODELS, MODELS
-from airflow_provider_aiml.testing.model_specs import CHAT_MODELS, openapi_document
+from airflow_provider_aiml.testing.model_specs import CHAT_MODELS, SEED_MODEL, openapi_document
 
 Body = Callable[..., dict[str, Any]]
 ClientFor = Callable[..., httpx.Client]
@@ -417,9 +417,8 @@ def test_invalid_json_control_body_is_400(client: httpx.Client, emulator: AimlAp
 
 
 def test_a_put_item_with_malformed_sections_is_refused(client: httpx.Client, emulator: AimlApiEmulator) -> None:
-    """EMULATOR BUG: ``catalog_store._checked`` checks only ``id`` and ``type``, so an item whose ``modalities`` is a
-    list is taken (200), and every filtered listing then fails in ``catalog._facet`` (``modalities.get``) with a
-    500. Expected: the control endpoint answers 400 and the catalog is unchanged."""
+    """An item is checked section by section before it is put: one whose ``modalities`` is a list would break
+    every filtered listing, so the control endpoint answers 400 and the catalog is unchanged."""
     control = f"{emulator.url}/_emulator/catalog"
     before = client.get(control).json()
     item = {"id": "acme/x", "type": "acme/thing", "modalities": ["text"]}
@@ -433,9 +432,8 @@ def test_a_put_item_with_malformed_sections_is_refused(client: httpx.Client, emu
 def test_remove_and_deprecate_of_one_model_deprecates_its_aliases(
     client: httpx.Client, emulator: AimlApiEmulator
 ) -> None:
-    """EMULATOR BUG: ``control._change_catalog`` runs ``remove`` before ``deprecate``; when both name one model the
-    deprecation finds no item left, so only the listed id is deprecated and the alias answers 404 "not found"
-    instead of "Model is deprecated" (``CatalogStore.remove``: "with deprecate their names also answer")."""
+    """When one request both removes and deprecates a model, the deprecation runs first, so its aliases answer
+    "Model is deprecated" too, not "not found"."""
     changed = client.post(
         f"{emulator.url}/_emulator/catalog", json={"remove": ["openai/gpt-4o"], "deprecate": ["openai/gpt-4o"]}
     )
@@ -574,3 +572,68 @@ def test_the_seed_model_bills_two_credits_per_token(
         assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
         total += credits
     assert emulator.credits_used == total
+
+
+def test_a_change_to_any_model_gives_the_listing_a_new_etag(emulator: AimlApiEmulator) -> None:
+    """The tag follows the catalog, not only the items a query returns: a model outside the answer changed too."""
+    url = f"{emulator.url}/v1/models"
+    params = {"id": "gpt-4o"}
+    old_tag = httpx.get(url, params=params, trust_env=False).headers["etag"]
+    item = emulator.catalog.find("anthropic/claude-sonnet-4.5")
+    assert item is not None
+    emulator.catalog.put([{**item, "tags": [*item["tags"], "changed"]}])
+    after = httpx.get(url, params=params, headers={"If-None-Match": old_tag}, trust_env=False)
+    assert after.status_code == 200
+    assert after.headers["etag"] != old_tag
+    assert [m["id"] for m in after.json()["data"]] == ["openai/gpt-4o"]
+
+
+@pytest.mark.parametrize(
+    ("alias", "extra", "message"),
+    [
+        ("qwen3-32b", {"enable_thinking": True}, "enable_thinking must be set to false for non-streaming calls"),
+        (
+            "glm-4.5",
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://e.x/a.png"}}]}
+                ]
+            },
+            'Model zhipu/glm-4.5 does not support image input (at "messages[0].content[0]")',
+        ),
+        ("claude-sonnet-4-5", {"temperature": 1.5}, 'Expected number <= 1, received 1.5 at "temperature"'),
+    ],
+)
+def test_a_model_named_by_its_alias_is_checked_against_its_own_schema(
+    client: httpx.Client, alias: str, extra: dict[str, Any], message: str
+) -> None:
+    response = client.post("/chat/completions", json={**_chat(alias), **extra})
+    assert response.status_code == 400
+    assert response.json()["message"] == f"Body validation error! {message}"
+
+
+def test_a_huge_integer_is_a_400_not_a_crash(client: httpx.Client) -> None:
+    too_hot = client.post("/chat/completions", json=_chat("openai/gpt-4o", temperature=10**400))
+    assert too_hot.status_code == 400
+    assert too_hot.json()["message"].endswith('at "temperature"')
+    too_long = client.post("/chat/completions", json=_chat(SEED_MODEL, max_tokens=10**400))
+    assert too_long.status_code == 400  # a whole number >= 1, so the context length refuses it
+    assert "maximum context length is 131072 tokens" in too_long.json()["message"]
+
+
+def test_a_put_item_with_a_bad_price_is_refused(client: httpx.Client, emulator: AimlApiEmulator) -> None:
+    control = f"{emulator.url}/_emulator/catalog"
+    before = client.get(control).json()
+    for units in (5, [{"name": "token", "measure": "input", "price": -5, "per": 1}], [{"price": 1, "per": 0}]):
+        item = {"id": "x/y", "type": "openai/chat-completions", "pricing": {"kind": "fixed", "units": units}}
+        response = client.post(control, json={"put": [item]})
+        assert response.status_code == 400, units
+        assert "pricing.units" in response.json()["error"]
+    assert client.get(control).json() == before
+
+
+def test_one_message_per_place_when_shared_and_model_checks_both_object(client: httpx.Client) -> None:
+    message = client.post(
+        "/chat/completions", json=_chat("deepseek/deepseek-r1") | {"messages": [{"role": ["x"], "content": "hi"}]}
+    ).json()["message"]
+    assert message.count('at "messages[0].role"') == 1

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_aiml.testing import AimlApiEmulator
+from airflow_provider_aiml.testing import AimlApiEmulator, Fault
 
 Body = Callable[..., dict[str, Any]]
 ClientFor = Callable[..., httpx.Client]
@@ -360,3 +360,37 @@ def test_a_streamed_chat_is_logged_once_delivered(client: httpx.Client, emulator
     assert row["inference_id"] == inference_id
     assert row["cost"]["credits"] == emulator.credits_used
     assert row["cost"]["credits"] == 2 * row["tokens"]["total"]
+
+
+def test_odd_queries_are_400_not_crashes(client: httpx.Client, emulator: AimlApiEmulator) -> None:
+    for params in (
+        {"period": "24h", "limit": "²"},
+        {"start": "0001-01-01T00:00:00+01:00", "end": "0001-01-02T00:00:00"},
+    ):
+        response = _logs(client, emulator, **params)
+        assert response.status_code == 400, params
+
+
+def test_an_answer_cut_mid_way_is_a_failed_row_at_no_cost(
+    client: httpx.Client, emulator: AimlApiEmulator, body: Body
+) -> None:
+    emulator.add_fault(Fault.cut_stream(3))
+    with pytest.raises(httpx.HTTPError):
+        client.post("/chat/completions", json=body(), headers={"X-Client-Request-Id": "cut"})
+    (row,) = emulator.usage_rows("sk-good")
+    assert (row.status, row.credits, row.client_request_id) == ("failed", 0, "cut")
+    assert emulator.credits_used == 0
+
+
+def test_a_body_without_a_model_is_logged_as_unknown(client: httpx.Client, emulator: AimlApiEmulator) -> None:
+    assert client.post("/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}).status_code == 400
+    (row,) = emulator.usage_rows("sk-good")
+    assert (row.model, row.status) == ("unknown", "failed")
+
+
+def test_denied_models_must_be_a_list_of_ids(emulator: AimlApiEmulator, client: httpx.Client) -> None:
+    for bad in (None, {"gpt-4o": 1}, "gpt-4o"):
+        response = client.post(f"{emulator.url}/_emulator/config", json={"denied_models": bad})
+        assert response.status_code == 400, bad
+    emulator.settings.denied_models = "gpt-4o"  # set as an attribute (not validated): still one id, not letters
+    assert client.post("/chat/completions", json=_chat("openai/gpt-4o")).status_code == 403

@@ -1381,3 +1381,14 @@ def test_the_catalogs_vision_capability_wins_over_a_schema_without_image_url_par
     text_only = ModelEntry("alibaba/qwen3-32b", capabilities=frozenset({"tools"}))
     with pytest.raises(AimlParameterError, match=r"no 'vision' capability in the catalog"):
         ModelProfile.build(text_only.id, text_only, None).check_messages(image)
+
+
+def test_qwen3_32b_thinks_only_when_streamed_even_without_the_catalog() -> None:
+    """Its page's rule holds for its id and, when no entry gives the id (an outage), for its alias too."""
+    thinking = {"messages": [{"role": "user", "content": "Is 97 prime?"}], "enable_thinking": True}
+    for name in ("alibaba/qwen3-32b", "qwen3-32b"):
+        with pytest.raises(AimlParameterError, match=f"'{name}' thinks only on streamed calls"):
+            ModelProfile.build(name).check(thinking)
+        ModelProfile.build(name).check({**thinking, "stream": True})
+        ModelProfile.build(name).check({**thinking, "enable_thinking": False})
+    ModelProfile.build("alibaba/qwen3-vl-32b-thinking").check(thinking)  # the rule is that model's alone
