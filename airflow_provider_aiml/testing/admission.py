@@ -22,7 +22,7 @@ def model_refusal(model: str, store: CatalogStore, settings: EmulatorSettings) -
         return 404, DEPRECATED_MESSAGE
     listed = settings.denied_models  # set as an attribute, it skipped validation: a lone string is one id
     denied = {name.strip().lower() for name in ([listed] if isinstance(listed, str) else listed)}
-    entry = store.find(model)
+    entry = store.peek(model)
     names = {model.strip().lower()} | ({str(n).lower() for n in (entry["id"], *entry["aliases"])} if entry else set())
     if denied & names:
         return 403, SCOPE_MESSAGE.format(model=model)

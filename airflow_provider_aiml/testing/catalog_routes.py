@@ -47,7 +47,7 @@ def catalog_answer(
         return _cached(payload, if_none_match, store)
     if route.startswith(MODEL_PREFIX):
         name = unquote(route[len(MODEL_PREFIX) :])
-        item = store.find(name)
+        item = store.peek(name)
         if item is None:
             message = "Model is deprecated" if store.is_deprecated(name) else f"Model {name} not found"
             return CatalogAnswer(404, message=message)
@@ -58,7 +58,7 @@ def catalog_answer(
 def _docs_json(query: Mapping[str, Sequence[str]], store: CatalogStore) -> CatalogAnswer:
     model = (query.get("model") or [""])[0]
     endpoint = (query.get("endpoint") or [""])[0]
-    item = store.find(model) if model else None
+    item = store.peek(model) if model else None
     if item is None:
         return CatalogAnswer(404, message=f"No documentation for model {model!r}")
     served = endpoint_of(str(item["id"]))

@@ -22,6 +22,7 @@ class CatalogStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._items: list[dict[str, Any]] = []
+        self._by_name: dict[str, dict[str, Any]] = {}
         self._deprecated: set[str] = set()
         self._version = 0
         self.reset()
@@ -31,7 +32,7 @@ class CatalogStore:
         with self._lock:
             self._items = copy.deepcopy(list(MODELS))
             self._deprecated = {name.lower() for name in DEPRECATED_MODELS}
-            self._version += 1
+            self._reindex()
 
     def items(self) -> list[dict[str, Any]]:
         """Every item with all its sections (deep copies)."""
@@ -39,11 +40,15 @@ class CatalogStore:
             return copy.deepcopy(self._items)
 
     def find(self, name: str) -> dict[str, Any] | None:
-        """The item whose id or alias is ``name`` (case-insensitive), or ``None``."""
-        wanted = name.strip().lower()
+        """A copy of the item whose id or alias is ``name`` (case-insensitive), or ``None``."""
+        item = self.peek(name)
+        return None if item is None else copy.deepcopy(dict(item))
+
+    def peek(self, name: str) -> Mapping[str, Any] | None:
+        """The stored item itself, to read and not change: each request looks its model up, and a copy of the
+        item (tens of µs) would slow every answer. Items are replaced whole, never changed in place."""
         with self._lock:
-            item = next((item for item in self._items if wanted in names_of(item)), None)
-            return copy.deepcopy(item)
+            return self._by_name.get(name.strip().lower())
 
     def is_deprecated(self, name: str) -> bool:
         """Whether chat requests naming ``name`` get ``404 Model is deprecated``."""
@@ -52,7 +57,7 @@ class CatalogStore:
 
     def rates(self, name: str) -> TokenRates | None:
         """The token rates of a model's catalog pricing (``None``: unknown model or no token price)."""
-        item = self.find(name)
+        item = self.peek(name)
         return None if item is None else TokenRates.from_pricing(item.get("pricing"))
 
     def put(self, items: Iterable[Mapping[str, Any]]) -> None:
@@ -64,7 +69,7 @@ class CatalogStore:
             for item in added:
                 self._items = [old for old in self._items if old["id"] != item["id"]] + [item]
                 self._deprecated -= names_of(item)
-            self._version += 1
+            self._reindex()
 
     def remove(self, ids: Iterable[str], *, deprecate: bool = False) -> list[str]:
         """Take models out of the catalog (by id or alias); with ``deprecate`` their names also answer
@@ -77,8 +82,16 @@ class CatalogStore:
             self._items = [item for item in self._items if item not in gone]
             if deprecate:
                 self._deprecated |= wanted.union(*(names_of(item) for item in gone))
-            self._version += 1
+            self._reindex()
             return [item["id"] for item in gone]
+
+    def _reindex(self) -> None:
+        """After a change (the lock held): a new version, and the names of the items (the first item wins)."""
+        self._version += 1
+        self._by_name = {}
+        for item in self._items:
+            for name in names_of(item):
+                self._by_name.setdefault(name, item)
 
     def etag(self, payload: Any) -> str:
         """The weak ``ETag`` of an answer built from this catalog (changes with the catalog and the query)."""

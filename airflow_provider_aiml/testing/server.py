@@ -356,7 +356,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             return
         state = self.server.state
         named = payload.get("model") if isinstance(payload, dict) else None
-        entry = state.catalog.find(named) if isinstance(named, str) else None
+        entry = state.catalog.peek(named) if isinstance(named, str) else None
         spec = chat_spec(str(entry["id"]) if entry is not None else named) if isinstance(named, str) else None
         # The shared checks first; then a deprecated or out-of-scope model is refused; then a model with a schema
         # of its own is checked against it (its ranges, inputs and features), not against the seed model's ranges.
@@ -516,7 +516,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             payload = _loads_or_none(body)
             named = payload.get("model") if isinstance(payload, dict) else None
             model = named if isinstance(named, str) else "unknown"
-            entry = self.server.state.catalog.find(model)
+            entry = self.server.state.catalog.peek(model)
             model = str(entry["id"]) if entry is not None else model
             billed, input_tokens, output_tokens = None, 0, 0
         row = UsageRow(
