@@ -16,13 +16,15 @@ DEPRECATED_MESSAGE = "Model is deprecated"
 SCOPE_MESSAGE = "This API key's scope does not allow the model {model}. Add it to the key's model scopes."
 
 
-def model_refusal(model: str, store: CatalogStore, settings: EmulatorSettings) -> tuple[int, str] | None:
-    """``(status, message)`` when the model is deprecated (404) or outside the key's scopes (403)."""
+def model_refusal(
+    model: str, entry: Mapping[str, Any] | None, store: CatalogStore, settings: EmulatorSettings
+) -> tuple[int, str] | None:
+    """``(status, message)`` when the model is deprecated (404) or outside the key's scopes (403); ``entry`` is
+    its catalog item (``None`` when the catalog has none)."""
     if store.is_deprecated(model):
         return 404, DEPRECATED_MESSAGE
     listed = settings.denied_models  # set as an attribute, it skipped validation: a lone string is one id
     denied = {name.strip().lower() for name in ([listed] if isinstance(listed, str) else listed)}
-    entry = store.peek(model)
     names = {model.strip().lower()} | ({str(n).lower() for n in (entry["id"], *entry["aliases"])} if entry else set())
     if denied & names:
         return 403, SCOPE_MESSAGE.format(model=model)

@@ -80,7 +80,15 @@ def _chat_model(
     }
 
 
-def _embedding_model(model_id: str, *, name: str, description: str, released: str, usd: float) -> dict[str, Any]:
+EMBEDDING_USD_PER_MILLION = {
+    "text-embedding-3-small": 0.02,
+    "text-embedding-3-large": 0.13,
+    "text-embedding-ada-002": 0.1,
+}
+"""The input price of each embedding model (what its catalog item and ``POST /v1/embeddings`` charge)."""
+
+
+def _embedding_model(model_id: str, *, name: str, description: str, released: str) -> dict[str, Any]:
     """An embedding model as ``/v1/models`` lists it (served on ``POST /v1/embeddings``)."""
     return {
         "id": model_id,
@@ -99,7 +107,7 @@ def _embedding_model(model_id: str, *, name: str, description: str, released: st
         "tags": ["tier:tier_2"],
         "modalities": {"input": ["text"], "output": ["embedding"]},
         "capabilities": [],
-        "pricing": token_pricing(usd),
+        "pricing": token_pricing(EMBEDDING_USD_PER_MILLION[model_id]),
     }
 
 
@@ -251,21 +259,18 @@ MODELS: tuple[dict[str, Any], ...] = (
         name="Text Embedding 3 Small",
         description="Compact embedding model, 1,536 dimensions (shorter with dimensions).",
         released="2024-01-25",
-        usd=0.02,
     ),
     _embedding_model(
         "text-embedding-3-large",
         name="Text Embedding 3 Large",
         description="Larger embedding model, 3,072 dimensions (shorter with dimensions).",
         released="2024-01-25",
-        usd=0.13,
     ),
     _embedding_model(
         "text-embedding-ada-002",
         name="Text Embedding Ada 002",
         description="The earlier embedding model, 1,536 dimensions.",
         released="2022-12-15",
-        usd=0.10,
     ),
 )
 """Every item with all its sections (``catalog_query.project`` trims them)."""
@@ -284,11 +289,6 @@ def find_model(model_id: str) -> dict[str, Any] | None:
         if wanted in names_of(item):
             return copy.deepcopy(item)
     return None
-
-
-def is_deprecated(model_id: str) -> bool:
-    """Whether a name is one of the built-in deprecated ids (case-insensitive)."""
-    return model_id.strip().lower() in {name.lower() for name in DEPRECATED_MODELS}
 
 
 FILTERS = ("id", "type", "tags", "modalities", "input_modalities", "output_modalities", "capabilities")

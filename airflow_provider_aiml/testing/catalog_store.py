@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeGuard
 
 from airflow_provider_aiml.testing.catalog import DEPRECATED_MODELS, MODELS, names_of
-from airflow_provider_aiml.testing.pricing import TokenRates
 
 
 class CatalogStore:
@@ -54,11 +53,6 @@ class CatalogStore:
         """Whether chat requests naming ``name`` get ``404 Model is deprecated``."""
         with self._lock:
             return name.strip().lower() in self._deprecated
-
-    def rates(self, name: str) -> TokenRates | None:
-        """The token rates of a model's catalog pricing (``None``: unknown model or no token price)."""
-        item = self.peek(name)
-        return None if item is None else TokenRates.from_pricing(item.get("pricing"))
 
     def put(self, items: Iterable[Mapping[str, Any]]) -> None:
         """Add items, or replace the one with the same id (an item needs ``id`` and ``type``)."""

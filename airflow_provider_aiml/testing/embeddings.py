@@ -15,16 +15,15 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_provider_aiml.testing.catalog import EMBEDDING_USD_PER_MILLION as USD_PER_MILLION_TOKENS
 from airflow_provider_aiml.testing.catalog import find_model
 from airflow_provider_aiml.testing.error_bodies import VALIDATION_MESSAGE
-from airflow_provider_aiml.testing.pricing import CREDITS_PER_USD
+from airflow_provider_aiml.testing.model_specs import EMBEDDING_DIMENSIONS as NATIVE_DIMENSIONS
 from airflow_provider_aiml.testing.replies import count_tokens
 from airflow_provider_aiml.testing.validation import json_kind
 
-NATIVE_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 SHORTENABLE = frozenset({"text-embedding-3-small", "text-embedding-3-large"})
 """Models that accept ``dimensions`` (ada-002 does not)."""
-USD_PER_MILLION_TOKENS = {"text-embedding-3-small": 0.02, "text-embedding-3-large": 0.13, "text-embedding-ada-002": 0.1}
 MAX_INPUTS = 2048
 ENCODINGS = ("float", "base64")
 
@@ -142,8 +141,3 @@ def _encoded(vector: list[float], as_base64: bool) -> list[float] | str:
 def usd_for(model: str, tokens: int) -> float:
     """What ``tokens`` input tokens of ``model`` cost in USD (``USD_PER_MILLION_TOKENS``)."""
     return round(tokens * USD_PER_MILLION_TOKENS[model] / 1e6, 9)
-
-
-def credits_for(usd: float) -> int:
-    """Whole credits of a USD amount, rounded up (at least one for any paid call)."""
-    return math.ceil(round(usd * CREDITS_PER_USD, 6)) if usd > 0 else 0

@@ -21,8 +21,6 @@ from airflow_provider_aiml.testing.schema_parts import Schema, boolean, choice, 
 
 CHAT_ENDPOINT = "openai/chat-completions"
 EMBEDDINGS_ENDPOINT = "openai/embeddings"
-REASONING_KEYS = ("reasoning_effort", "reasoning", "enable_thinking", "thinking_budget", "thinking")
-"""The top-level keys that steer a model's thinking, in whichever of them a family takes."""
 OPENAI_ROLES = ("user", "developer", "system", "tool", "assistant")
 PLAIN_ROLES = ("user", "system", "tool", "assistant")
 
@@ -53,11 +51,6 @@ class ModelSpec:
         """Whether ``response_format`` offers ``json_schema``."""
         variants = self.properties.get("response_format", {}).get("oneOf", [])
         return any(v.get("properties", {}).get("type", {}).get("enum") == ["json_schema"] for v in variants)
-
-    @property
-    def reasoning_keys(self) -> tuple[str, ...]:
-        """The reasoning parameters the schema takes (empty for a model that always or never thinks)."""
-        return tuple(key for key in REASONING_KEYS if key in self.properties)
 
     @property
     def capabilities(self) -> list[str]:
@@ -319,21 +312,6 @@ EMBEDDING_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large"
 def chat_spec(model: str) -> ModelSpec | None:
     """The spec of a chat model by its id or a name of its ``model`` enum (case-insensitive)."""
     return _BY_NAME.get(model.strip().lower())
-
-
-def seed_spec() -> ModelSpec:
-    """The seed model's spec (used for bodies naming a model the emulator has no schema for)."""
-    spec = chat_spec(SEED_MODEL)
-    assert spec is not None
-    return spec
-
-
-def request_schema(model_id: str) -> Schema:
-    """A chat model's request schema; ``KeyError`` for a model without one."""
-    spec = chat_spec(model_id)
-    if spec is None:
-        raise KeyError(model_id)
-    return spec.request_schema()
 
 
 def openapi_document(model_id: str) -> dict[str, Any]:

@@ -38,22 +38,12 @@ class TokenRates:
 
     def credits(self, input_tokens: int, output_tokens: int) -> int:
         """Whole credits for that many tokens, rounded up."""
-        exact = (input_tokens * self.input + output_tokens * self.output) * CREDITS_PER_USD
-        return math.ceil(round(exact, 6))
+        return credits_for(input_tokens * self.input + output_tokens * self.output)
 
 
-@dataclass(frozen=True)
-class Charge:
-    """What one answered request was billed: credits and the tokens they were for."""
-
-    credits: int
-    input_tokens: int
-    output_tokens: int
-
-    @property
-    def usd(self) -> float:
-        """The credits in USD."""
-        return credits_to_usd(self.credits)
+def credits_for(usd: float) -> int:
+    """Whole credits of a USD amount, rounded up (at least one for any paid call)."""
+    return math.ceil(round(usd * CREDITS_PER_USD, 6)) if usd > 0 else 0
 
 
 def credits_to_usd(credits: int) -> float:

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 from airflow_provider_aiml.testing.admission import admission_error, model_refusal
 from airflow_provider_aiml.testing.catalog_routes import catalog_answer, is_catalog_route
 from airflow_provider_aiml.testing.control import CONTROL_PREFIX, handle_control
-from airflow_provider_aiml.testing.embeddings import credits_for, embedding_problem, embedding_response, model_id
+from airflow_provider_aiml.testing.embeddings import embedding_problem, embedding_response, model_id
 from airflow_provider_aiml.testing.error_bodies import (
     EMPTY_KEY_MESSAGE,
     INVALID_KEY_MESSAGE,
@@ -41,7 +41,7 @@ from airflow_provider_aiml.testing.error_bodies import (
 from airflow_provider_aiml.testing.faults import Fault
 from airflow_provider_aiml.testing.model_checks import model_errors
 from airflow_provider_aiml.testing.model_specs import chat_spec
-from airflow_provider_aiml.testing.pricing import TokenRates
+from airflow_provider_aiml.testing.pricing import TokenRates, credits_for
 from airflow_provider_aiml.testing.records import CHAT_PATHS, EMBEDDINGS_PATHS, RecordedRequest
 from airflow_provider_aiml.testing.replies import (
     Completion,
@@ -361,7 +361,7 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
         # The shared checks first; then a deprecated or out-of-scope model is refused; then a model with a schema
         # of its own is checked against it (its ranges, inputs and features), not against the seed model's ranges.
         errors = validate_chat_body(payload, ranges=spec is None)
-        refusal = None if errors else model_refusal(str(named), state.catalog, settings)
+        refusal = None if errors else model_refusal(str(named), entry, state.catalog, settings)
         if refusal is None and spec is not None:
             errors += _new_paths(model_errors(spec, payload), errors)
         errors = errors or tool_call_id_errors(payload)
